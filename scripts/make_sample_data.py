@@ -3,7 +3,9 @@
     python scripts/make_sample_data.py [--out sample_data]
 
 Each file is a ThunderSTORM-style CSV (quoted ``name [unit]`` labels, nm) with the usual ThunderSTORM
-columns and the ground truth kept as columns: ``cluster`` (0 = background), ``class`` and ``subcluster``.
+columns and the ground truth kept as columns: ``gt_cluster`` (0 = background), ``gt_class`` and
+``gt_subcluster`` (ThunderSTORM's ``gt_`` prefix for ground truth, so that clustering results can be added as
+``cluster`` and ``class`` beside them).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import pandas as pd
 from napari_miro import simulate
 from napari_miro.io import write_thunderstorm
 
-TRUTH = ["cluster", "class", "subcluster"]
+TRUTH = ["gt_cluster", "gt_class", "gt_subcluster"]  # ThunderSTORM's prefix for ground-truth columns
 
 
 def _finish(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     df = simulate.add_thunderstorm_columns(df, seed=seed)
+    df = df.rename(columns={"cluster": "gt_cluster", "class": "gt_class", "subcluster": "gt_subcluster"})
     keep = ["id", "frame", "x", "y", "sigma", "intensity", "offset", "bkgstd", "uncertainty", *TRUTH]
     return df[keep].round(3)  # sub-pm digits carry no information and only make the files larger
 
@@ -51,7 +54,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, df in make_samples().items():
         path = write_thunderstorm(df, args.out / name)
-        print(f"{path}: {len(df)} localizations, {df['cluster'].nunique() - 1} structures")
+        print(f"{path}: {len(df)} localizations, {df['gt_cluster'].nunique() - 1} structures")
 
 
 if __name__ == "__main__":

@@ -19,3 +19,36 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set MIRO_SHARED_DATA); CI has it at ../shared")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def rings_field():
+    """A simulated field of 12 rings (radius 250 nm) with ground truth."""
+    from napari_miro import simulate
+
+    return simulate.rings(n_clusters=12, fov_nm=3000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_rings(rings_field):
+    """A small MIRO model trained briefly (~20 s on 2 CPU cores) on the rings of one simulated field."""
+    from dataclasses import replace
+
+    import torch
+
+    from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+
+    torch.set_num_threads(2)
+    data = AnnotatedData.from_labels(rings_field[["x", "y"]].to_numpy(), rings_field["cluster"].to_numpy())
+    settings = replace(
+        PRESETS["compact"],
+        hidden=32,
+        steps=8,
+        n_fields=32,
+        n_validation_fields=4,
+        optimizer_steps=300,
+        validate_every=50,
+        seed=0,
+    )
+    trained, result = fit_miro(data, settings, device="cpu")
+    return trained, result

@@ -1,31 +1,56 @@
-"""The ``napari-miro`` command line (headless; imports neither Qt nor napari).
+"""The ``napari-miro`` command line: the same pipeline as the napari widgets, headless.
 
     napari-miro info FILE [FILE ...] [--pixel-size NM]
-    napari-miro demo [--out DIR]
+    napari-miro train INPUT.csv [INPUT2.csv ...] --labels COLUMN [--clusters K ...] [--classes COLUMN]
+                      [--fine COLUMN] [--preset compact|faithful] [--device auto|cpu|cuda|mps]
+                      [--minutes M] [--steps N] [--delta NM] [--seed S] --out MODEL
+    napari-miro cluster INPUT.csv --model MODEL [--eps E --min-samples M] --out OUT.csv [--stats STATS.csv]
+    napari-miro demo [--sample rings] [--minutes 2] [--out demo_output]
 
-Every bad argument or file gives a one-line error and exit code 2.
+Imports neither Qt nor napari. Every bad argument or file gives a one-line error and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from napari_miro.io import LocalizationFileError, read_localizations
+from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
 
 EXIT_BAD_INPUT = 2
+SAMPLES = {
+    "rings": "rings.csv",
+    "nanoclusters": "nanoclusters_blinking.csv",
+    "npc": "npc_two_scales.csv",
+    "mixture": "spots_and_rings.csv",
+}
+
+
+class UsageError(ValueError):
+    """A problem with the command's arguments, reported in one line."""
 
 
 def sample_files() -> list[Path]:
     """The bundled sample files (inside the installed package)."""
     folder = files("napari_miro") / "sample_data"
     return sorted(Path(str(item)) for item in folder.iterdir() if item.name.endswith(".csv"))
+
+
+def sample_file(name: str) -> Path:
+    """One bundled sample by its short name (rings, nanoclusters, npc, mixture)."""
+    if name not in SAMPLES:
+        raise UsageError(f"unknown sample {name!r}; choose from {', '.join(SAMPLES)}")
+    return Path(str(files("napari_miro") / "sample_data" / SAMPLES[name]))
 
 
 def describe(df: pd.DataFrame, name: str) -> str:
@@ -36,45 +61,397 @@ def describe(df: pd.DataFrame, name: str) -> str:
         f"{name}: {len(df):,} localizations over {width / 1000:.2f} x {height / 1000:.2f} um",
         f"  columns: {', '.join(df.columns)}",
     ]
-    if "cluster" in df:
-        clustered = df["cluster"] > 0
+    if "gt_cluster" in df:
+        clustered = df["gt_cluster"] > 0
         lines.append(
-            f"  ground truth: {df.loc[clustered, 'cluster'].nunique()} structures, "
+            f"  ground truth: {df.loc[clustered, 'gt_cluster'].nunique()} structures, "
             f"{clustered.mean():.0%} of localizations clustered"
         )
     return "\n".join(lines)
 
 
+def _read(path: str | Path, pixel_size: float | None = None) -> pd.DataFrame:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = read_localizations(path, pixel_size_nm=pixel_size)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return df
+
+
 def _info(args: argparse.Namespace) -> int:
     for path in args.files:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            df = read_localizations(path, pixel_size_nm=args.pixel_size)
-        for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
-        print(describe(df, Path(path).name))
+        print(describe(_read(path, args.pixel_size), Path(path).name))
+    return 0
+
+
+class _TrainingBar:
+    """A terminal progress bar for field preparation and training."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.quiet = quiet
+        self.bar = None
+        self.phase = None
+
+    def __call__(self, info: dict) -> None:
+        if self.quiet:
+            return
+        if info["phase"] != self.phase:
+            if self.bar is not None:
+                self.bar.close()
+            self.phase = info["phase"]
+            label = {"fields": "synthetic fields", "training": "training", "tuning": "tuning DBSCAN"}[self.phase]
+            total = info["total"] if info["total"] < 10**6 else None  # a time budget: no step count to show
+            self.bar = self._tqdm(total=total, desc=label, unit="step", leave=True, file=sys.stderr, mininterval=1.0)
+        self.bar.n = info["step"]
+        if "smoothed_loss" in info:
+            postfix = {"loss": f"{info['smoothed_loss']:.4f}"}
+            if "validation_loss" in info:
+                postfix["val"] = f"{info['validation_loss']:.4f}"
+            self.bar.set_postfix(postfix, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _training_settings(args: argparse.Namespace):
+    from napari_miro.train import PRESETS
+
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    settings = replace(PRESETS[args.preset], seed=args.seed)
+    if args.steps is not None:
+        settings = replace(settings, optimizer_steps=args.steps)
+    if args.minutes is not None:
+        settings = replace(settings, max_minutes=args.minutes, optimizer_steps=args.steps or 10**7)
+    if args.delta is not None:
+        settings = replace(settings, delta_nm=args.delta)
+    if getattr(args, "fine", None):
+        settings = replace(
+            settings, fine_step=args.fine_step if args.fine_step is not None else settings.steps // 2 - 1
+        )
+    if getattr(args, "background", None):
+        settings = replace(settings, background=args.background)
+    return settings
+
+
+def annotated_from_files(
+    paths: Sequence[str],
+    labels: str,
+    clusters: Sequence[int] | None = None,
+    classes: str | None = None,
+    fine: str | None = None,
+    pixel_size: float | None = None,
+):
+    """Annotated clusters from label columns of one or several files (files are laid side by side)."""
+    from napari_miro.train import AnnotatedData, _area
+
+    frames, offset = [], 0.0
+    for path in paths:
+        df = _read(path, pixel_size)
+        for column in [labels, classes, fine]:
+            if column and column not in df:
+                raise UsageError(f"{Path(path).name} has no column {column!r} (it has {', '.join(df.columns)})")
+        df = df.assign(x=df["x"] - df["x"].min() + offset)
+        offset = float(df["x"].max()) + 100_000.0  # far apart: no graph edge or density window spans two files
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    label_values = pd.to_numeric(table[labels], errors="coerce").fillna(0).to_numpy(np.int64)
+    # labels are per file: make them unique over files
+    file_index = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    chosen = np.zeros(len(table), bool) if clusters else label_values > 0
+    for cluster in clusters or []:
+        chosen |= label_values == cluster
+    if not chosen.any():
+        wanted = f"the labels {list(clusters)}" if clusters else "a label > 0"
+        raise UsageError(f"no localization carries {wanted} in column {labels!r}")
+    unique_labels = np.where(chosen, file_index * (label_values.max() + 1) + label_values, 0)
+    return AnnotatedData.from_labels(
+        table[["x", "y"]].to_numpy(),
+        unique_labels,
+        classes=table[classes].to_numpy() if classes else None,
+        fine=pd.to_numeric(table[fine], errors="coerce").fillna(0).to_numpy(np.int64) if fine else None,
+        area_nm2=sum(_area(f[["x", "y"]].to_numpy()) for f in frames),
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from napari_miro.train import fit_miro, resolve_device
+
+    resolve_device(args.device)  # a clear message before any work when the device does not exist
+    data = annotated_from_files(args.inputs, args.labels, args.clusters, args.classes, args.fine, args.pixel_size)
+    settings = _training_settings(args)
+    print(
+        f"training from {len(data.clusters)} annotated cluster(s), {sum(map(len, data.clusters))} localizations, "
+        f"preset {settings.preset}",
+        file=sys.stderr,
+    )
+    bar = _TrainingBar(args.quiet)
+    try:
+        trained, result = fit_miro(data, settings, device=args.device, progress=bar)
+    finally:
+        bar.close()
+    trained.save(args.out)
+    summary = trained.settings
+    print(
+        f"saved {args.out}: delta {summary.delta_nm:g} nm, {result.summary()['optimizer_steps']} steps in "
+        f"{result.seconds:.0f} s on {result.device}; suggested eps {summary.eps_nm:g} nm, min_samples "
+        f"{summary.min_samples}"
+    )
+    return 0
+
+
+def _load_model(path: str):
+    from napari_miro.cluster import TrainedMIRO
+
+    return TrainedMIRO.load(path)
+
+
+def cluster_table(
+    df: pd.DataFrame,
+    trained,
+    eps: float | None = None,
+    min_samples: int | None = None,
+    fine_eps: float | None = None,
+    fine_min_samples: int | None = None,
+    device: str = "cpu",
+    progress=None,
+):
+    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult)."""
+    from napari_miro.cluster import cluster_points
+    from napari_miro.stats import cluster_statistics
+
+    positions = df[["x", "y"]].to_numpy()
+    result = cluster_points(
+        trained, positions, eps, min_samples, fine_eps, fine_min_samples, device=device, progress=progress
+    )
+    out = df.copy()
+    new_columns = {
+        "cluster": result.labels,
+        "x_collapsed": result.collapsed.positions[:, 0],
+        "y_collapsed": result.collapsed.positions[:, 1],
+    }
+    names = trained.settings.class_names
+    if result.point_class is not None:
+        new_columns["class"] = np.asarray(names, dtype=object)[result.point_class] if names else result.point_class
+    if result.fine_labels is not None:
+        new_columns["fine_cluster"] = result.fine_labels
+    for name in new_columns:  # never lose an input column: rename a clash
+        if name in out:
+            out = out.rename(columns={name: f"{name}_input"})
+    for name, values in new_columns.items():
+        out[name] = values
+    out.attrs = df.attrs
+    statistics = cluster_statistics(
+        positions, result.labels, result.cluster_class if result.point_class is not None else None, names or None
+    )
+    return out, statistics, result
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    df = _read(args.input, args.pixel_size)
+    trained = _load_model(args.model)
+    bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, disable=args.quiet, mininterval=1.0)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        out, statistics, result = cluster_table(
+            df, trained, args.eps, args.min_samples, args.fine_eps, args.fine_min_samples, args.device, progress
+        )
+    finally:
+        bar.close()
+    write_thunderstorm(out, args.out)
+    if args.stats:
+        statistics.to_csv(args.stats, index=False)
+    print(
+        f"{args.out}: {int(result.labels.max())} clusters, {np.mean(result.labels > 0):.0%} of {len(df):,} "
+        f"localizations clustered (eps {result.eps_nm:g} nm, min_samples {result.min_samples})"
+    )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from napari_miro import metrics
+    from napari_miro.cluster import dbscan_labels
+    from napari_miro.stats import cluster_statistics
+    from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in sample_files():
-        df = read_localizations(path)
-        print(describe(df, path.name))
-    print(f"(the full MIRO demo writes its results to {out})")
+    path = sample_file(args.sample)
+    df = _read(path)
+    print(describe(df, path.name))
+    truth = df["gt_cluster"].to_numpy()
+    positions = df[["x", "y"]].to_numpy()
+    # single shot: the annotated cluster is the ground-truth structure closest to the middle of the field
+    centres = df[truth > 0].groupby("gt_cluster")[["x", "y"]].mean()
+    middle = positions.mean(axis=0)
+    chosen = int(((centres - middle) ** 2).sum(axis=1).idxmin())
+    data = AnnotatedData.from_labels(positions, truth, which=[chosen])
+    settings = replace(PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=10**7, seed=args.seed)
+    print(
+        f"single-shot training from ground-truth structure {chosen} ({len(data.clusters[0])} localizations), "
+        f"compact preset, {args.minutes:g} min",
+        file=sys.stderr,
+    )
+    bar = _TrainingBar(args.quiet)
+    start = time.perf_counter()
+    try:
+        trained, result = fit_miro(data, settings, device=args.device, progress=bar)
+    finally:
+        bar.close()
+    training_seconds = time.perf_counter() - start
+    trained.save(out / "model.safetensors")
+    clustered, statistics, miro = cluster_table(df, trained, device=args.device)
+    baseline = dbscan_labels(positions, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
+    baseline_statistics = cluster_statistics(positions, baseline)
+    write_thunderstorm(clustered, out / "clustered.csv")
+    statistics.to_csv(out / "statistics_miro.csv", index=False)
+    baseline_statistics.to_csv(out / "statistics_dbscan.csv", index=False)
+    rows = []
+    for name, labels, eps, samples in (
+        ("MIRO + DBSCAN", miro.labels, miro.eps_nm, miro.min_samples),
+        ("DBSCAN alone", baseline, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples),
+    ):
+        rows.append(
+            {
+                "method": name,
+                "eps_nm": eps,
+                "min_samples": samples,
+                "clusters": int(labels.max()),
+                "ARI": metrics.ari(truth, labels),
+                "ARI_c": metrics.ari_c(truth, labels),
+                "JI_c": metrics.jaccard_clusters(positions, truth, labels),
+            }
+        )
+    table = pd.DataFrame(rows)
+    compression = metrics.compression_index(positions, miro.collapsed.positions - positions, truth)
+    figure = out / "demo.png"
+    _demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, figure)
+    report = {
+        "sample": path.name,
+        "annotated_cluster": chosen,
+        "true_clusters": int(truth.max()),
+        "training_seconds": round(training_seconds, 1),
+        "training": result.summary(),
+        "compression_index": compression,
+        "results": rows,
+    }
+    (out / "demo.json").write_text(json.dumps(report, indent=2, default=float))
+    print(
+        f"\naccuracy against the sample's ground truth ({int(truth.max())} structures); compression index "
+        f"{compression:.2f}; training {training_seconds:.0f} s"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwrote {out / 'clustered.csv'}, statistics_*.csv, model.safetensors, {figure.name}, demo.json")
     return 0
+
+
+def _demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, path: Path) -> None:
+    """Points coloured by ground truth / MIRO / DBSCAN, the collapsed points, and statistic histograms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 4, figsize=(18, 9))
+    panels = [
+        (positions, truth, "ground truth"),
+        (miro.collapsed.positions, miro.labels, "MIRO: collapsed points"),
+        (positions, miro.labels, "MIRO + DBSCAN"),
+        (positions, baseline, "DBSCAN alone"),
+    ]
+    for axis, (points, labels, title) in zip(axes[0], panels, strict=True):
+        colours = plt.cm.tab20(labels % 20)
+        colours[labels == 0] = (0.75, 0.75, 0.75, 0.6)
+        axis.scatter(points[:, 0], points[:, 1], s=2, c=colours, linewidths=0)
+        axis.set_title(f"{title} ({int(labels.max())} clusters)")
+        axis.set_aspect("equal")
+        axis.invert_yaxis()  # ThunderSTORM's y grows downwards
+        axis.set_xlabel("x (nm)")
+    for axis, column, label in zip(
+        axes[1],
+        ["n_localizations", "radius_of_gyration_nm", "convex_hull_area_nm2", "nearest_neighbour_nm"],
+        ["localizations per cluster", "radius of gyration (nm)", "convex hull area (nm²)", "nearest neighbour (nm)"],
+        strict=True,
+    ):
+        values = [statistics[column].dropna(), baseline_statistics[column].dropna()]
+        bins = np.histogram_bin_edges(np.concatenate(values) if sum(map(len, values)) else [0, 1], bins=20)
+        axis.hist(values[1], bins=bins, alpha=0.6, label="DBSCAN alone", color="tab:green")
+        axis.hist(values[0], bins=bins, alpha=0.6, label="MIRO + DBSCAN", color="tab:orange")
+        axis.set_xlabel(label)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="compact", help="compact (CPU-friendly, default) or faithful (paper)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    parser.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+    parser.add_argument("--delta", type=float, default=None, help="graph edge threshold in nm (default: suggested)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random step")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-miro", description="MIRO clustering of SMLM localizations.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     info = commands.add_parser("info", help="describe localization files")
     info.add_argument("files", nargs="+", help="ThunderSTORM or x/y CSV files")
     info.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
     info.set_defaults(run=_info)
-    demo = commands.add_parser("demo", help="run the pipeline on a bundled sample")
+
+    train = commands.add_parser("train", help="train MIRO from annotated clusters (a label column)")
+    train.add_argument("inputs", nargs="+", help="localization files with a label column")
+    train.add_argument("--labels", required=True, help="column with cluster labels (0 = not annotated)")
+    train.add_argument("--clusters", type=int, nargs="+", default=None, help="train from these labels only")
+    train.add_argument("--classes", default=None, help="column with a shape class per localization")
+    train.add_argument("--fine", default=None, help="column with fine-scale labels (multiscale training)")
+    train.add_argument("--fine-step", type=int, default=None, help="last recurrent step trained on the fine scale")
+    train.add_argument(
+        "--background", choices=["uniform", "blinking"], default=None, help="background model of the synthetic fields"
+    )
+    train.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
+    train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    _add_training_arguments(train)
+    train.set_defaults(run=_train)
+
+    cluster = commands.add_parser("cluster", help="MIRO + DBSCAN on a localization file")
+    cluster.add_argument("input", help="localization file")
+    cluster.add_argument("--model", required=True, help="model file written by 'napari-miro train'")
+    cluster.add_argument("--eps", type=float, default=None, help="DBSCAN eps in nm (default: the model's)")
+    cluster.add_argument("--min-samples", type=int, default=None, help="DBSCAN min_samples (default: the model's)")
+    cluster.add_argument("--fine-eps", type=float, default=None, help="fine-scale DBSCAN eps in nm (multiscale)")
+    cluster.add_argument("--fine-min-samples", type=int, default=None, help="fine-scale DBSCAN min_samples")
+    cluster.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    cluster.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
+    cluster.add_argument("--out", required=True, help="clustered table to write (CSV)")
+    cluster.add_argument("--stats", default=None, help="per-cluster statistics to write (CSV)")
+    cluster.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster.set_defaults(run=_cluster)
+
+    demo = commands.add_parser("demo", help="train single-shot on a bundled sample, cluster it, report accuracy")
+    demo.add_argument("--sample", default="rings", help=f"one of {', '.join(SAMPLES)} (default rings)")
     demo.add_argument("--out", default="demo_output", help="folder for the demo's results")
+    demo.add_argument("--minutes", type=float, default=2.0, help="training wall time (default 2)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    demo.add_argument("--seed", type=int, default=0, help="seed of every random step")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -82,11 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-miro`` command."""
     args = build_parser().parse_args(argv)
+    from napari_miro.cluster import ModelFileError
+
     try:
         return int(args.run(args))
-    except LocalizationFileError as error:
+    except (LocalizationFileError, ModelFileError, UsageError, ValueError, OSError) as error:
         print(f"napari-miro: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("napari-miro: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ def test_sample_layer_data(key):
     [(data, kwargs, layer_type)] = getattr(samples, key)()
     assert layer_type == "points" and len(data) > 500
     features = kwargs["features"]
-    assert {"cluster", "class", "subcluster", "frame", "intensity", "uncertainty"} <= set(features.columns)
-    assert features["cluster"].nunique() > 5
+    assert {"gt_cluster", "gt_class", "gt_subcluster", "frame", "intensity", "uncertainty"} <= set(features.columns)
+    assert features["gt_cluster"].nunique() > 5
     assert samples.sample_path(key).is_file()
 
 
@@ -23,4 +23,4 @@ def test_every_sample_opens_in_the_viewer(make_napari_viewer, key):
     viewer.open_sample("napari-miro", key)
     layer = viewer.layers[-1]
     assert layer.__class__.__name__ == "Points"
-    assert "cluster" in layer.features
+    assert "gt_cluster" in layer.features

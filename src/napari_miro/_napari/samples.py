@@ -1,6 +1,6 @@
 """npe2 sample data: the small simulated ThunderSTORM files shipped in ``napari_miro/sample_data``.
 
-Each file keeps its ground truth (``cluster``, ``class``, ``subcluster``) as columns, so that demos can
+Each file keeps its ground truth (``gt_cluster``, ``gt_class``, ``gt_subcluster``) as columns, so that demos can
 show accuracy. They are made by ``scripts/make_sample_data.py``.
 """
 

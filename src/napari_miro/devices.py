@@ -1,0 +1,41 @@
+"""Which torch device to compute on: "auto" = CUDA, then Apple MPS, then CPU.
+
+Pure core (torch): imports neither Qt nor napari.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["available_devices", "resolve_device"]
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """ "auto" = CUDA, then Apple MPS, then CPU; anything else is checked to exist here."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but this machine has no usable CUDA GPU; use 'auto' or 'cpu'")
+    if device == "mps" and not _mps_available():
+        raise ValueError("device 'mps' was asked for, but Apple MPS is not available here; use 'auto' or 'cpu'")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}: choose auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def available_devices() -> list[str]:
+    """The devices this machine offers, for a device menu ("auto" first)."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.insert(1, "cuda")
+    if _mps_available():
+        devices.insert(1, "mps")
+    return devices

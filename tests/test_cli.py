@@ -1,0 +1,158 @@
+"""The napari-miro command line: every command on a sample, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_miro import simulate
+from napari_miro.cli import main, sample_file, sample_files
+from napari_miro.cluster import TrainedMIRO
+from napari_miro.io import read_localizations, write_thunderstorm
+
+FAST = ["--steps", "30", "--quiet"]
+
+
+@pytest.fixture()
+def rings_csv(tmp_path):
+    df = simulate.rings(n_clusters=6, fov_nm=2000, seed=5).rename(columns={"class": "shape"})
+    return write_thunderstorm(df, tmp_path / "rings.csv")
+
+
+def test_info_describes_files(capsys):
+    assert main(["info", str(sample_file("rings"))]) == 0
+    out = capsys.readouterr().out
+    assert "rings.csv" in out and "ground truth: 14 structures" in out
+    assert len(sample_files()) == 4
+
+
+def test_train_then_cluster(tmp_path, rings_csv, capsys, trained_rings):
+    model = tmp_path / "model.safetensors"
+    assert (
+        main(["train", str(rings_csv), "--labels", "cluster", "--clusters", "1", "2", "--out", str(model), *FAST]) == 0
+    )
+    loaded = TrainedMIRO.load(model)
+    assert loaded.settings.training["optimizer_steps"] == 30
+    assert loaded.settings.eps_nm > 0 and loaded.settings.dbscan_eps_nm > 0
+    # cluster with the better-trained session model, through a saved file
+    trained, _ = trained_rings
+    trained.save(tmp_path / "trained.safetensors")
+    out, stats = tmp_path / "out.csv", tmp_path / "stats.csv"
+    assert (
+        main(
+            [
+                "cluster",
+                str(rings_csv),
+                "--model",
+                str(tmp_path / "trained.safetensors"),
+                "--out",
+                str(out),
+                "--stats",
+                str(stats),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    result = read_localizations(out)
+    source = read_localizations(rings_csv)
+    renamed = ["cluster_input" if name == "cluster" else name for name in source.columns]
+    assert list(result.columns) == [*renamed, "cluster", "x_collapsed", "y_collapsed"]
+    np.testing.assert_array_equal(result["cluster_input"], source["cluster"])  # the input column is kept
+    assert result["cluster"].max() > 0
+    table = pd.read_csv(stats)
+    assert len(table) == result["cluster"].max()
+    assert "clusters" in capsys.readouterr().out
+
+
+def test_cluster_with_explicit_dbscan_parameters(tmp_path, rings_csv, trained_rings):
+    trained, _ = trained_rings
+    model = trained.save(tmp_path / "m.safetensors")
+    out = tmp_path / "o.csv"
+    assert (
+        main(
+            [
+                "cluster",
+                str(rings_csv),
+                "--model",
+                str(model),
+                "--eps",
+                "1",
+                "--min-samples",
+                "500",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert read_localizations(out)["cluster"].max() == 0  # nothing is that dense
+
+
+def test_train_with_classes(tmp_path):
+    df = simulate.shape_mixture(("spot", "ring"), n_per_shape=3, fov_nm=3000, seed=6)
+    path = write_thunderstorm(df, tmp_path / "mix.csv")
+    model = tmp_path / "classes.safetensors"
+    assert main(["train", str(path), "--labels", "cluster", "--classes", "class", "--out", str(model), *FAST]) == 0
+    loaded = TrainedMIRO.load(model)
+    assert loaded.settings.class_names == ["background", "ring", "spot"]
+    out = tmp_path / "mix_out.csv"
+    assert main(["cluster", str(path), "--model", str(model), "--out", str(out), "--quiet"]) == 0
+    assert "class" in read_localizations(out).columns and "class_input" in read_localizations(out).columns
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--minutes", "0.1", "--out", str(out), "--quiet"]) == 0
+    for name in (
+        "clustered.csv",
+        "statistics_miro.csv",
+        "statistics_dbscan.csv",
+        "model.safetensors",
+        "demo.png",
+        "demo.json",
+    ):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "demo.json").read_text())
+    assert [row["method"] for row in report["results"]] == ["MIRO + DBSCAN", "DBSCAN alone"]
+    printed = capsys.readouterr().out
+    assert "MIRO + DBSCAN" in printed and "DBSCAN alone" in printed
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["info", "missing.csv"], "no such file"),
+        (["train", "{rings}", "--labels", "nope", "--out", "{tmp}/m.safetensors"], "no column 'nope'"),
+        (
+            ["train", "{rings}", "--labels", "cluster", "--clusters", "99", "--out", "{tmp}/m.safetensors"],
+            "no localization carries",
+        ),
+        (
+            ["train", "{rings}", "--labels", "cluster", "--preset", "huge", "--out", "{tmp}/m.safetensors"],
+            "unknown preset",
+        ),
+        (
+            ["train", "{rings}", "--labels", "cluster", "--device", "tpu", "--out", "{tmp}/m.safetensors"],
+            "unknown device",
+        ),
+        (["cluster", "{rings}", "--model", "{rings}", "--out", "{tmp}/o.csv"], "not a napari-miro model file"),
+        (["cluster", "{rings}", "--model", "{tmp}/none.safetensors", "--out", "{tmp}/o.csv"], "no such model file"),
+        (["demo", "--sample", "stars"], "unknown sample"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_code_2(arguments, message, tmp_path, rings_csv, capsys):
+    filled = [a.format(rings=rings_csv, tmp=tmp_path) for a in arguments]
+    assert main(filled) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("napari-miro: error:") and message in error[-1]
+
+
+def test_argparse_errors_also_exit_with_2():
+    with pytest.raises(SystemExit) as info:
+        main(["cluster"])
+    assert info.value.code == 2

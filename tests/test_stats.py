@@ -1,0 +1,40 @@
+"""Per-cluster statistics checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_miro.stats import STATISTICS_COLUMNS, cluster_statistics, compare_statistics
+
+
+def test_statistics_of_two_squares_and_a_collinear_cluster():
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    positions = np.concatenate([square, square * 2 + [100.0, 0.0], [[0, 50], [5, 50], [10, 50]], [[999, 999]]])
+    labels = np.array([1] * 4 + [2] * 4 + [3] * 3 + [0])
+    table = cluster_statistics(positions, labels, {1: 1, 2: 2, 3: 1}, ["background", "ring", "spot"])
+    assert list(table.columns) == STATISTICS_COLUMNS
+    assert table["cluster"].tolist() == [1, 2, 3]
+    assert table["n_localizations"].tolist() == [4, 4, 3]
+    assert table.loc[0, ["x", "y"]].tolist() == [5.0, 5.0]
+    assert table.loc[0, "radius_of_gyration_nm"] == pytest.approx(np.sqrt(50))
+    assert table.loc[0, "convex_hull_area_nm2"] == pytest.approx(100.0)
+    assert table.loc[1, "convex_hull_area_nm2"] == pytest.approx(400.0)
+    assert table.loc[2, "convex_hull_area_nm2"] == 0.0  # collinear: no area, no error
+    assert table.loc[0, "max_extent_nm"] == pytest.approx(np.sqrt(200))
+    assert table.loc[2, "max_extent_nm"] == pytest.approx(10.0)
+    assert table.loc[0, "nearest_neighbour_nm"] == pytest.approx(45.0)  # to cluster 3, centred at (5, 50)
+    assert table["class"].tolist() == ["ring", "spot", "ring"]
+
+
+def test_no_cluster_and_one_cluster():
+    empty = cluster_statistics(np.zeros((3, 2)), np.zeros(3, int))
+    assert len(empty) == 0 and list(empty.columns) == STATISTICS_COLUMNS
+    one = cluster_statistics(np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([1, 1]))
+    assert np.isnan(one.loc[0, "nearest_neighbour_nm"]) and one.loc[0, "class"] == ""
+
+
+def test_compare_statistics_labels_the_methods():
+    table = cluster_statistics(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([1, 1, 1]))
+    both = compare_statistics(table, table)
+    assert both["method"].tolist() == ["MIRO + DBSCAN", "DBSCAN"]
