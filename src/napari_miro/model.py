@@ -123,24 +123,29 @@ class MIRO(nn.Module):
         u_src = self.edge_update.weight[:, :hidden]
         u_dst = self.edge_update.weight[:, hidden : 2 * hidden]
         u_edge = self.edge_update.weight[:, 2 * hidden :]
-        # per node: node_in = h W_h^T + (x_enc W_x^T + b); both edge-update parts applied to it at once
-        node_to_edge = torch.cat([u_src, u_dst], dim=0)  # (2H, H)
+        # per node: node_in = h W_h^T + (x_enc W_x^T + b); the source and destination parts of the edge update
+        # are applied to it once per node, then gathered per edge
         x_enc = self.node_encoder(batch.node_features)
         node_constant = x_enc @ w_x.T + self.node_input.bias  # (N, H), fixed over the steps
-        h_to_edge = node_to_edge @ w_h  # (2H, H): h -> [src part, dst part]
+        h_to_src, h_to_dst = u_src @ w_h, u_dst @ w_h  # (H, H) each
+        constant_src, constant_dst = node_constant @ u_src.T, node_constant @ u_dst.T
         # per edge: u_edge (g W_g^T + e_enc W_e^T + b_e) + b_u = g (u_edge W_g)^T + edge_constant
         edge_constant = (self.edge_encoder(batch.edge_features) @ w_e.T + self.edge_input.bias) @ u_edge.T
         edge_constant = edge_constant + self.edge_update.bias
-        g_to_edge = u_edge @ w_g  # (H, H)
-        constant_parts = node_constant @ node_to_edge.T  # (N, 2H)
+        g_to_edge_t = (u_edge @ w_g).T  # (H, H)
         h = None
         g = None
         outputs = []
         for _ in range(steps):
-            parts = constant_parts if h is None else constant_parts + h @ h_to_edge.T
-            pre = parts[src, :hidden] + parts[dst, hidden:] + edge_constant
+            if h is None:
+                part_src, part_dst = constant_src, constant_dst
+            else:
+                part_src = torch.addmm(constant_src, h, h_to_src.T)
+                part_dst = torch.addmm(constant_dst, h, h_to_dst.T)
+            pre = part_src.index_select(0, src)
+            pre = pre + part_dst.index_select(0, dst) + edge_constant
             if g is not None:
-                pre = pre + g @ g_to_edge.T
+                pre = torch.addmm(pre, g, g_to_edge_t)
             g = torch.relu(pre)
             aggregate = g.new_zeros(batch.n_nodes, hidden).index_add_(0, dst, g)
             h = torch.relu(self.node_update(aggregate))
