@@ -19,7 +19,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
@@ -44,8 +43,8 @@ positions = table[["x", "y"]].to_numpy()
 settings_ = PRESETS[preset]
 torch.manual_seed(0)
 model = MIRO(MIROConfig(hidden=settings_.hidden, steps=settings_.steps))
-settings = MIROSettings(delta_nm=100.0, scale_encodings=settings_.scale_encodings, edge_scale_nm=settings_.edge_scale_nm,
-                        field_size_nm=2000.0, eps_nm=20.0, min_samples=8)
+settings = MIROSettings(delta_nm=100.0, scale_encodings=settings_.scale_encodings,
+                        edge_scale_nm=settings_.edge_scale_nm, field_size_nm=2000.0, eps_nm=20.0, min_samples=8)
 trained = TrainedMIRO(model, settings)
 start = time.perf_counter()
 field_encodings(positions, settings.delta_nm, settings.field_size_nm, settings.scale_encodings)
