@@ -201,3 +201,16 @@ def test_devices():
             resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu")
+
+
+def test_out_of_memory_on_the_device_becomes_a_clear_message(monkeypatch):
+    from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory
+    from napari_miro.model import MIRO
+
+    def exhausted(self, batch, steps=None):
+        raise OUT_OF_MEMORY_ERRORS[0]("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(MIRO, "forward", exhausted)
+    with pytest.raises(DeviceOutOfMemory, match="compact preset") as info:
+        train(_ring_data(), _small_settings(), device="cpu")
+    assert "CUDA out of memory" not in str(info.value)

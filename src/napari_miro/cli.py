@@ -460,12 +460,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-miro`` command."""
     args = build_parser().parse_args(argv)
     from napari_miro.cluster import ModelFileError
+    from napari_miro.devices import DeviceOutOfMemory
+    from napari_miro.train import TrainingCancelled
 
     try:
         return int(args.run(args))
     except (LocalizationFileError, ModelFileError, UsageError, ValueError, OSError) as error:
         print(f"napari-miro: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (DeviceOutOfMemory, TrainingCancelled) as error:
+        print(f"napari-miro: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("napari-miro: stopped", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ import torch
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 
-from napari_miro.devices import resolve_device
+from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.graph import build_graph, field_encodings
 from napari_miro.model import MIRO, GraphBatch, MIROConfig
 
@@ -225,8 +225,11 @@ def collapse(
             ),
             int(offsets[-1]),
         )
-        with torch.no_grad():
-            outputs = model(batch)
+        try:
+            with torch.no_grad():
+                outputs = model(batch)
+        except OUT_OF_MEMORY_ERRORS:
+            raise DeviceOutOfMemory(device, "computing displacements") from None
         last = outputs[-1].float().cpu().numpy()
         fine = outputs[trained.model.config.fine_step].float().cpu().numpy() if trained.is_multiscale else None
         for (members, core_mask, _), start in zip(pending, offsets[:-1], strict=False):

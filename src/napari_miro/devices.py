@@ -7,7 +7,22 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["available_devices", "resolve_device"]
+__all__ = ["OUT_OF_MEMORY_ERRORS", "DeviceOutOfMemory", "available_devices", "resolve_device"]
+
+#: What torch raises when a device runs out of memory (CUDA, MPS; the CPU raises MemoryError or RuntimeError).
+OUT_OF_MEMORY_ERRORS: tuple[type[BaseException], ...] = (
+    getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
+)
+
+
+class DeviceOutOfMemory(RuntimeError):
+    """The device ran out of memory; the message says what to change."""
+
+    def __init__(self, device: object, what: str) -> None:
+        super().__init__(
+            f"{device} ran out of memory while {what}. Try the compact preset, fewer localizations per field or "
+            f"per batch, or the CPU (device 'cpu'); the model and your data are unchanged."
+        )
 
 
 def _mps_available() -> bool:
@@ -15,7 +30,7 @@ def _mps_available() -> bool:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """ "auto" = CUDA, then Apple MPS, then CPU; anything else is checked to exist here."""
+    """Turn "auto" into CUDA, then Apple MPS, then CPU; any other name is checked to exist here."""
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -23,7 +23,7 @@ import torch
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from napari_miro.cluster import MIROSettings, TrainedMIRO, suggest_parameters
-from napari_miro.devices import resolve_device
+from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.graph import build_graph
 from napari_miro.model import MIRO, GraphBatch, MIROConfig
 
@@ -546,6 +546,34 @@ def _evaluate(model: MIRO, graphs: list[PreparedGraph], settings: TrainingSettin
     return float(np.mean(losses))
 
 
+def _optimizer_step(
+    model: MIRO,
+    optimizer: torch.optim.Optimizer,
+    graphs: list[PreparedGraph],
+    settings: TrainingSettings,
+    device: torch.device,
+    use_amp: bool,
+) -> torch.Tensor:
+    """One Adam step on a batch of fields; returns the loss."""
+    batch, targets = collate(graphs, device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        outputs = model(batch)
+    loss = miro_loss(
+        outputs,
+        targets,
+        batch.edge_index,
+        settings.alpha,
+        settings.beta,
+        settings.displacement_loss,
+        settings.fine_step,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    optimizer.step()
+    return loss
+
+
 def train(
     data: AnnotatedData,
     settings: TrainingSettings | None = None,
@@ -605,22 +633,12 @@ def train(
             step -= 1
             break
         chosen = rng.choice(len(fields.train), size=min(settings.batch_size, len(fields.train)), replace=False)
-        batch, targets = collate([_augment(fields.train[i], rng) for i in chosen], target_device)
-        with torch.autocast(device_type=target_device.type, dtype=torch.bfloat16, enabled=use_amp):
-            outputs = model(batch)
-        loss = miro_loss(
-            outputs,
-            targets,
-            batch.edge_index,
-            settings.alpha,
-            settings.beta,
-            settings.displacement_loss,
-            settings.fine_step,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
+        try:
+            loss = _optimizer_step(
+                model, optimizer, [_augment(fields.train[i], rng) for i in chosen], settings, target_device, use_amp
+            )
+        except OUT_OF_MEMORY_ERRORS:
+            raise DeviceOutOfMemory(target_device, "training") from None
         if scheduler is not None:
             scheduler.step()
         value = float(loss.detach())
