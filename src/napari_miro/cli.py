@@ -212,49 +212,10 @@ def _load_model(path: str):
     return TrainedMIRO.load(path)
 
 
-def cluster_table(
-    df: pd.DataFrame,
-    trained,
-    eps: float | None = None,
-    min_samples: int | None = None,
-    fine_eps: float | None = None,
-    fine_min_samples: int | None = None,
-    device: str = "cpu",
-    progress=None,
-):
-    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult)."""
-    from napari_miro.cluster import cluster_points
-    from napari_miro.stats import cluster_statistics
-
-    positions = df[["x", "y"]].to_numpy()
-    result = cluster_points(
-        trained, positions, eps, min_samples, fine_eps, fine_min_samples, device=device, progress=progress
-    )
-    out = df.copy()
-    new_columns = {
-        "cluster": result.labels,
-        "x_collapsed": result.collapsed.positions[:, 0],
-        "y_collapsed": result.collapsed.positions[:, 1],
-    }
-    names = trained.settings.class_names
-    if result.point_class is not None:
-        new_columns["class"] = np.asarray(names, dtype=object)[result.point_class] if names else result.point_class
-    if result.fine_labels is not None:
-        new_columns["fine_cluster"] = result.fine_labels
-    for name in new_columns:  # never lose an input column: rename a clash
-        if name in out:
-            out = out.rename(columns={name: f"{name}_input"})
-    for name, values in new_columns.items():
-        out[name] = values
-    out.attrs = df.attrs
-    statistics = cluster_statistics(
-        positions, result.labels, result.cluster_class if result.point_class is not None else None, names or None
-    )
-    return out, statistics, result
-
-
 def _cluster(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from napari_miro.cluster import cluster_table
 
     df = _read(args.input, args.pixel_size)
     trained = _load_model(args.model)
@@ -283,7 +244,7 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from napari_miro import metrics
-    from napari_miro.cluster import dbscan_labels
+    from napari_miro.cluster import cluster_table, dbscan_labels
     from napari_miro.stats import cluster_statistics
     from napari_miro.train import PRESETS, AnnotatedData, fit_miro
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
@@ -37,6 +38,7 @@ __all__ = [
     "ModelFileError",
     "TrainedMIRO",
     "cluster_points",
+    "cluster_table",
     "collapse",
     "dbscan_labels",
     "suggest_parameters",
@@ -420,3 +422,43 @@ def suggest_parameters(
     base_eps, base_samples, base_score = _grid_search(original, truths, eps_grid(original), samples_grid)
     result.update(dbscan_eps_nm=base_eps, dbscan_min_samples=base_samples, dbscan_ari=base_score)
     return result
+
+
+def cluster_table(
+    df: pd.DataFrame,
+    trained,
+    eps: float | None = None,
+    min_samples: int | None = None,
+    fine_eps: float | None = None,
+    fine_min_samples: int | None = None,
+    device: str = "cpu",
+    progress=None,
+):
+    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult)."""
+    from napari_miro.stats import cluster_statistics
+
+    positions = df[["x", "y"]].to_numpy()
+    result = cluster_points(
+        trained, positions, eps, min_samples, fine_eps, fine_min_samples, device=device, progress=progress
+    )
+    out = df.copy()
+    new_columns = {
+        "cluster": result.labels,
+        "x_collapsed": result.collapsed.positions[:, 0],
+        "y_collapsed": result.collapsed.positions[:, 1],
+    }
+    names = trained.settings.class_names
+    if result.point_class is not None:
+        new_columns["class"] = np.asarray(names, dtype=object)[result.point_class] if names else result.point_class
+    if result.fine_labels is not None:
+        new_columns["fine_cluster"] = result.fine_labels
+    for name in new_columns:  # never lose an input column: rename a clash
+        if name in out:
+            out = out.rename(columns={name: f"{name}_input"})
+    for name, values in new_columns.items():
+        out[name] = values
+    out.attrs = df.attrs
+    statistics = cluster_statistics(
+        positions, result.labels, result.cluster_class if result.point_class is not None else None, names or None
+    )
+    return out, statistics, result

@@ -32,6 +32,80 @@ def ami(true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
     return float(adjusted_mutual_info_score(true_labels, pred_labels, average_method="arithmetic"))
 
 
+def _pairs(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return values * (values - 1) / 2
+
+
+def ari_dagger(true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
+    """ARI-dagger (Warrens & van der Hoef 2022): the harmonic mean of the plain means of the adjusted Wallace
+    indices of the true clusters (AW_i) and of the predicted clusters (AV_j), each mean over the non-zero
+    indices, so that every cluster weighs the same whatever its size (label 0 counts as a cluster)."""
+    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
+    _, true_index = np.unique(true_labels, return_inverse=True)
+    _, pred_index = np.unique(pred_labels, return_inverse=True)
+    table = np.zeros((true_index.max() + 1, pred_index.max() + 1))
+    np.add.at(table, (true_index, pred_index), 1)
+    a, b = table.sum(axis=1), table.sum(axis=0)
+    n_pairs = _pairs(len(true_labels))
+    p, q = _pairs(a).sum(), _pairs(b).sum()
+    within = _pairs(table)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aw = np.where(_pairs(a) > 0, (n_pairs * within.sum(axis=1) - _pairs(a) * q) / (_pairs(a) * (n_pairs - q)), 0)
+        av = np.where(_pairs(b) > 0, (n_pairs * within.sum(axis=0) - _pairs(b) * p) / (_pairs(b) * (n_pairs - p)), 0)
+    aw, av = aw[np.isfinite(aw) & (aw != 0)], av[np.isfinite(av) & (av != 0)]
+    if len(aw) == 0 or len(av) == 0:
+        return 0.0
+    mean_w, mean_v = aw.mean(), av.mean()
+    return float(2 * mean_w * mean_v / (mean_w + mean_v)) if mean_w + mean_v != 0 else 0.0
+
+
+def _hull_mask(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[slice, slice, np.ndarray] | None:
+    """Pixels of the grid (xs, ys) inside the convex hull of ``points``: (row slice, column slice, mask)."""
+    from matplotlib.path import Path
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = points[ConvexHull(points).vertices]
+    except (QhullError, ValueError):
+        return None
+    cols = slice(np.searchsorted(xs, hull[:, 0].min()), np.searchsorted(xs, hull[:, 0].max(), side="right"))
+    rows = slice(np.searchsorted(ys, hull[:, 1].min()), np.searchsorted(ys, hull[:, 1].max(), side="right"))
+    if cols.start >= cols.stop or rows.start >= rows.stop:
+        return None
+    grid_x, grid_y = np.meshgrid(xs[cols], ys[rows])
+    inside = Path(hull).contains_points(np.column_stack([grid_x.ravel(), grid_y.ravel()]))
+    return rows, cols, inside.reshape(grid_x.shape)
+
+
+def _union_of_hulls(xy: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    mask = np.zeros((len(ys), len(xs)), bool)
+    for label in np.unique(labels[labels > 0]):
+        members = xy[labels == label]
+        if len(members) < 3:
+            continue
+        hull = _hull_mask(members, xs, ys)
+        if hull is not None:
+            rows, cols, inside = hull
+            mask[rows, cols] |= inside
+    return mask
+
+
+def iou(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
+    """Pixel IoU between the union of the true clusters' convex hulls and the union of the predicted ones
+    (clusters with >= 3 points), rasterised on an M x M grid over the true points' bounding box,
+    M = ceil(max(x_max, y_max) / 100) * 100 + 400 (2400 for a 2000 nm field)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
+    size = int(np.ceil(max(xy[:, 0].max(), xy[:, 1].max()) / 100) * 100 + 400)
+    xs = np.linspace(xy[:, 0].min(), xy[:, 0].max(), size)
+    ys = np.linspace(xy[:, 1].min(), xy[:, 1].max(), size)
+    truth = _union_of_hulls(xy, true_labels, xs, ys)
+    predicted = _union_of_hulls(xy, pred_labels, xs, ys)
+    union = (truth | predicted).sum()
+    return float((truth & predicted).sum() / union) if union else float("nan")
+
+
 def _centroids_and_extents(xy: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = np.unique(labels[labels != 0])
     centroids = np.array([xy[labels == i].mean(axis=0) for i in ids]).reshape(-1, 2)
@@ -78,6 +152,34 @@ def jaccard_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.nd
     matched = match_clusters(xy, true_labels, pred_labels)
     denominator = matched["tp"] + matched["fp"] + matched["fn"]
     return float(matched["tp"] / denominator) if denominator else float("nan")
+
+
+def evaluate(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> dict[str, float]:
+    """Every metric of the paper for one field: ARI, ARI_dagger, AMI, ARI_c, IoU, JI_c, RMSRE_N, RMSE_xy (the
+    true root mean square centroid error of matched clusters, nm) and RMSE_xy_paper (the paper code's
+    sqrt(mean(d)), to compare with its tables). Labels: 0 = not clustered."""
+    xy = np.asarray(xy, dtype=np.float64)
+    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
+    matched = match_clusters(xy, true_labels, pred_labels)
+    denominator = matched["tp"] + matched["fp"] + matched["fn"]
+    if matched["tp"]:
+        relative = (matched["true_n"] - matched["pred_n"]) / matched["true_n"]
+        rmsre = float(np.sqrt(np.mean(relative**2)))
+        rmse = float(np.sqrt(np.mean(matched["distance"] ** 2)))
+        rmse_paper = float(np.sqrt(np.mean(matched["distance"])))
+    else:
+        rmsre = rmse = rmse_paper = float("nan")
+    return {
+        "ARI": ari(true_labels, pred_labels),
+        "ARI_dagger": ari_dagger(true_labels, pred_labels),
+        "AMI": ami(true_labels, pred_labels),
+        "ARI_c": ari_c(true_labels, pred_labels),
+        "IoU": iou(xy, true_labels, pred_labels),
+        "JI_c": float(matched["tp"] / denominator) if denominator else float("nan"),
+        "RMSRE_N": rmsre,
+        "RMSE_xy": rmse,
+        "RMSE_xy_paper": rmse_paper,
+    }
 
 
 def compression_index(xy: np.ndarray, displacement: np.ndarray, true_labels: np.ndarray) -> float:

@@ -623,12 +623,14 @@ def train(
         scheduler = None
     use_amp = settings.amp if settings.amp is not None else target_device.type == "cuda"
     rng = np.random.default_rng(settings.seed + 2)
+    loop_start = time.perf_counter()  # the time budget counts training steps, not the preparation of fields
     result = TrainingResult(model, fields.delta_nm, settings, fields, device=str(target_device))
     best_state = copy.deepcopy(model.state_dict())
     running = None
     step = 0
     for step in range(1, total_steps + 1):
-        if stop() or (settings.max_minutes is not None and time.perf_counter() - start > 60 * settings.max_minutes):
+        out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > 60 * settings.max_minutes
+        if stop() or (out_of_time and step > 1):
             result.stopped_early = True
             step -= 1
             break

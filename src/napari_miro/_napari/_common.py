@@ -1,0 +1,143 @@
+"""Small Qt helpers shared by the widgets: a layer chooser, a themed matplotlib canvas, notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qtpy.QtWidgets import QComboBox, QSizePolicy
+
+
+class LayerChooser(QComboBox):
+    """A combo box of the viewer's layers of one kind, kept up to date as layers come and go."""
+
+    def __init__(self, viewer, kind: type, parent=None, exclude: Callable[[object], bool] | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.kind = kind
+        self.exclude = exclude or (lambda layer: False)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.reordered):
+            event.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        current = self.currentText()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, self.kind) and not self.exclude(layer)]
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+        elif names:
+            self.setCurrentIndex(len(names) - 1)
+        self.blockSignals(False)
+        self.currentTextChanged.emit(self.currentText())
+
+    def layer(self):
+        """The chosen layer, or None."""
+        name = self.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+
+def themed_canvas(viewer, rows: int = 1, columns: int = 1, height: float = 2.5):
+    """A matplotlib figure canvas (Qt) whose colours follow napari's theme; returns (canvas, figure, axes)."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, height), tight_layout=True)
+    canvas = FigureCanvasQTAgg(figure)
+    canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    apply_theme(viewer, figure, axes)
+    return canvas, figure, axes
+
+
+def theme_colours(viewer) -> dict[str, str]:
+    """Background, panel and text colours of the viewer's theme (as hex)."""
+    from napari.utils.theme import get_theme
+
+    try:
+        theme = get_theme(viewer.theme)
+        return {
+            "background": theme.background.as_hex(),
+            "panel": theme.foreground.as_hex(),
+            "text": theme.text.as_hex(),
+        }
+    except Exception:  # a theme napari does not know: fall back to the dark one's colours
+        return {"background": "#262930", "panel": "#414851", "text": "#f0f1f2"}
+
+
+def apply_theme(viewer, figure, axes) -> None:
+    colours = theme_colours(viewer)
+    figure.set_facecolor(colours["background"])
+    for axis in axes:
+        axis.set_facecolor(colours["background"])
+        axis.tick_params(colors=colours["text"], labelsize=7)
+        axis.xaxis.label.set_color(colours["text"])
+        axis.yaxis.label.set_color(colours["text"])
+        axis.title.set_color(colours["text"])
+        for spine in axis.spines.values():
+            spine.set_color(colours["text"])
+
+
+def notify_error(message: str) -> None:
+    """A napari error notification (a message, never a traceback)."""
+    from napari.utils.notifications import show_error
+
+    show_error(message)
+
+
+def notify_info(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+def describe_error(error: BaseException, doing: str) -> str:
+    """One sentence for the user: our own errors say what to do already; others get their context."""
+    from napari_miro.cluster import ModelFileError
+    from napari_miro.devices import DeviceOutOfMemory
+    from napari_miro.io import LocalizationFileError
+    from napari_miro.train import TrainingCancelled
+
+    if isinstance(error, (ModelFileError, DeviceOutOfMemory, LocalizationFileError, TrainingCancelled, ValueError)):
+        return str(error)
+    return f"{doing} failed: {type(error).__name__}: {error}"
+
+
+class _Failure:
+    """A worker's exception, carried back as a value so that napari shows our message and no traceback."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _guarded(function: Callable, *args):
+    try:
+        return function(*args)
+    except Exception as error:  # every failure becomes one clear notification on the main thread
+        return _Failure(error)
+
+
+def start_worker(
+    function: Callable,
+    *args,
+    on_result: Callable,
+    doing: str,
+    on_finished: Callable | None = None,
+    progress_desc: str | None = None,
+):
+    """Run ``function(*args)`` in a napari worker thread. ``on_result`` gets its result on the main thread;
+    an exception becomes a notification (``doing`` failed: ...), never a traceback."""
+    from napari.qt.threading import create_worker
+
+    def returned(value) -> None:
+        if isinstance(value, _Failure):
+            notify_error(describe_error(value.error, doing))
+        else:
+            on_result(value)
+
+    connect = {"returned": returned, "errored": lambda error: notify_error(describe_error(error, doing))}
+    if on_finished is not None:
+        connect["finished"] = on_finished
+    options = {"_progress": {"desc": progress_desc}} if progress_desc else {}
+    return create_worker(_guarded, function, *args, _connect=connect, _start_thread=True, **options)

@@ -1,0 +1,213 @@
+"""Cluster widget: MIRO + DBSCAN on a localization layer; results as new layers (the input is untouched)."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from ._common import LayerChooser, notify_error, notify_info, start_worker
+from .layers import LOCALIZATION_COLOR
+from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
+
+UNCLUSTERED_GREY = "#6e6e6e"
+
+
+def _has_model(layer) -> bool:
+    return MODEL_KEY in getattr(layer, "metadata", {})
+
+
+def label_colours(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """An RGBA colour per point: a random bright colour per cluster, grey for label 0."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    palette = np.column_stack(
+        [rng.uniform(0.25, 1.0, (int(labels.max(initial=0)) + 1, 3)), np.ones(int(labels.max(initial=0)) + 1)]
+    )
+    palette[0] = [0.43, 0.43, 0.43, 0.6]
+    return palette[labels]
+
+
+def result_layers(run: ClusteringRun, result, source_layer, class_names: list[str], baseline=None) -> list[tuple]:
+    """LayerData tuples for a clustering run: collapsed points, clusters, classes, fine clusters, centroids and
+    (optionally) DBSCAN alone. Built off the main thread; added on it."""
+    table = run.table
+    size = float(np.mean(source_layer.size)) if len(source_layer.data) else 20.0
+    name = source_layer.name
+    base = {"size": size, "border_width": 0, "units": "nm", "features": table}
+    yx = table[["y", "x"]].to_numpy()
+    layers = [
+        (
+            table[["y_collapsed", "x_collapsed"]].to_numpy(),
+            {**base, "name": f"{name} collapsed", "face_color": LOCALIZATION_COLOR, "visible": False},
+            "points",
+        ),
+        (yx, {**base, "name": f"{name} clusters", "face_color": label_colours(table["cluster"].to_numpy())}, "points"),
+    ]
+    if "class" in table and class_names:
+        palette = ["#6e6e6e", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+        index = np.array([class_names.index(c) if c in class_names else 0 for c in table["class"]])
+        colours = np.array([palette[i % len(palette)] for i in index], dtype=object)
+        layers.append((yx, {**base, "name": f"{name} classes", "face_color": colours.tolist()}, "points"))
+    if "fine_cluster" in table:
+        layers.append(
+            (
+                yx,
+                {
+                    **base,
+                    "name": f"{name} fine clusters",
+                    "face_color": label_colours(table["fine_cluster"].to_numpy(), seed=1),
+                },
+                "points",
+            )
+        )
+    stats = run.statistics
+    layers.append(
+        (
+            stats[["y", "x"]].to_numpy(),
+            {
+                "name": f"{name} centroids",
+                "features": stats,
+                "size": 3 * size,
+                "symbol": "cross",
+                "face_color": "#ffffff",
+                "border_width": 0,
+                "units": "nm",
+            },
+            "points",
+        )
+    )
+    if baseline is not None:
+        layers.append(
+            (
+                yx,
+                {
+                    **base,
+                    "name": f"{name} DBSCAN alone",
+                    "features": table.assign(cluster=baseline),
+                    "face_color": label_colours(baseline, seed=2),
+                    "visible": False,
+                },
+                "points",
+            )
+        )
+    return layers
+
+
+class ClusterWidget(QWidget):
+    """Run MIRO + DBSCAN with the model attached to a layer; optionally DBSCAN alone for comparison."""
+
+    def __init__(self, napari_viewer) -> None:
+        from napari.layers import Points
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_choice = LayerChooser(napari_viewer, Points)
+        self.eps = QDoubleSpinBox()
+        self.eps.setRange(0.1, 10_000.0)
+        self.eps.setSuffix(" nm")
+        self.min_samples = QSpinBox()
+        self.min_samples.setRange(1, 100_000)
+        self.compare = QCheckBox("also DBSCAN alone on the original points (tuned the same way)")
+        self.compare.setChecked(True)
+        self.run_button = QPushButton("Run MIRO + DBSCAN")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("localizations", self.layer_choice)
+        form.addRow("DBSCAN eps", self.eps)
+        form.addRow("DBSCAN min_samples", self.min_samples)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.compare)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.status)
+        layout.addStretch()
+        self.layer_choice.currentTextChanged.connect(lambda *_: self.prefill())
+        self.run_button.clicked.connect(self.run)
+        self.worker = None
+        self.prefill()
+
+    def prefill(self) -> None:
+        """eps and min_samples from the model's suggestion."""
+        layer = self.layer_choice.layer()
+        trained = layer.metadata.get(MODEL_KEY) if layer is not None else None
+        if trained is None:
+            self.status.setText("no model on this layer: train one or load one in the Train widget")
+            return
+        self.eps.setValue(trained.settings.eps_nm)
+        self.min_samples.setValue(trained.settings.min_samples)
+        self.status.setText(
+            f"suggested by the model: eps {trained.settings.eps_nm:g} nm, min_samples {trained.settings.min_samples}"
+        )
+
+    def run(self):
+        """Cluster in a worker; the new layers are added on the main thread when it returns."""
+        layer = self.layer_choice.layer()
+        if layer is None:
+            notify_error("Open a localization file first: there is no Points layer to cluster.")
+            return None
+        trained = layer.metadata.get(MODEL_KEY)
+        if trained is None:
+            notify_error(f"'{layer.name}' has no MIRO model: train one (Train widget) or load a model file first.")
+            return None
+        if len(layer.data) < 3:
+            notify_error(f"'{layer.name}' holds {len(layer.data)} localization(s); clustering needs at least 3.")
+            return None
+        table = layer_table(layer)
+        eps, samples, compare = float(self.eps.value()), int(self.min_samples.value()), self.compare.isChecked()
+        self.run_button.setEnabled(False)
+        self.status.setText("clustering...")
+        self.worker = start_worker(
+            _cluster_job,
+            table,
+            trained,
+            eps,
+            samples,
+            compare,
+            on_result=lambda output: self._add_results(layer, trained, output),
+            doing="Clustering",
+            on_finished=self._finished,
+            progress_desc="MIRO + DBSCAN",
+        )
+        return self.worker
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
+
+    def _add_results(self, layer, trained, output) -> None:
+        table, statistics, result, baseline, baseline_statistics = output
+        run = ClusteringRun(layer.name, table, statistics, baseline_statistics, f"{layer.name} centroids")
+        for name in [
+            f"{layer.name} {suffix}"
+            for suffix in ("collapsed", "clusters", "classes", "fine clusters", "centroids", "DBSCAN alone")
+        ]:
+            if name in self.viewer.layers:  # a new run replaces the results of the last one, never the input
+                self.viewer.layers.remove(name)
+        for data, kwargs, kind in result_layers(run, result, layer, trained.settings.class_names, baseline):
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self.viewer.layers.selection.active = self.viewer.layers[f"{layer.name} clusters"]
+        session_for(self.viewer).last_run = run
+        session_for(self.viewer).clustered.emit(run)
+        n_clusters = int(result.labels.max(initial=0))
+        text = f"{n_clusters} clusters, {np.mean(result.labels > 0):.0%} of localizations clustered"
+        if baseline is not None:
+            text += f"; DBSCAN alone: {int(baseline.max(initial=0))} clusters"
+        self.status.setText(text)
+        notify_info(f"MIRO + DBSCAN on '{layer.name}': {text}")
+
+
+def _cluster_job(table, trained, eps, samples, compare):
+    """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked."""
+    from napari_miro.cluster import cluster_table, dbscan_labels
+    from napari_miro.stats import cluster_statistics
+
+    output, statistics, result = cluster_table(table, trained, eps, samples)
+    baseline = baseline_statistics = None
+    if compare:
+        xy = table[["x", "y"]].to_numpy()
+        baseline = dbscan_labels(
+            xy, trained.settings.dbscan_eps_nm or eps, trained.settings.dbscan_min_samples or samples
+        )
+        baseline_statistics = cluster_statistics(xy, baseline)
+    return output, statistics, result, baseline, baseline_statistics

@@ -1,0 +1,163 @@
+"""Statistics widget: histograms of the cluster statistics, MIRO + DBSCAN overlaid on DBSCAN alone; selecting a
+range highlights those clusters in the viewer; export to CSV; save the clustered layer through the writer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_miro.stats import compare_statistics
+
+from ._common import apply_theme, notify_error, notify_info, themed_canvas
+from .session import ClusteringRun, session_for
+
+HISTOGRAMS = [
+    ("n_localizations", "localizations per cluster"),
+    ("radius_of_gyration_nm", "radius of gyration (nm)"),
+    ("convex_hull_area_nm2", "convex hull area (nm²)"),
+    ("nearest_neighbour_nm", "nearest-neighbour distance (nm)"),
+    ("max_extent_nm", "maximum extent (nm)"),
+]
+MIRO_COLOUR, DBSCAN_COLOUR = "#ff9d2e", "#3cc47c"
+
+
+class StatisticsWidget(QWidget):
+    """Histograms of the last clustering run of this viewer."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, rows=3, columns=2, height=7.5)
+        self.summary = QLabel("run MIRO + DBSCAN (Cluster widget) to see cluster statistics")
+        self.summary.setWordWrap(True)
+        self.export_button = QPushButton("Export statistics (CSV)...")
+        self.save_button = QPushButton("Save clustered layer...")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.canvas)
+        layout.addLayout(buttons)
+        self.export_button.clicked.connect(lambda: self.export())
+        self.save_button.clicked.connect(lambda: self.save_results())
+        self.selectors = []
+        self.selected: tuple[str, float, float] | None = None
+        self.session = session_for(napari_viewer)
+        self.session.clustered.connect(self.show_run)
+        if self.session.last_run is not None:
+            self.show_run(self.session.last_run)
+
+    @property
+    def run(self) -> ClusteringRun | None:
+        return self.session.last_run
+
+    def show_run(self, run: ClusteringRun) -> None:
+        """Draw the histograms of a clustering run."""
+        from matplotlib.widgets import SpanSelector
+
+        self.selectors = []
+        miro, dbscan = run.statistics, run.dbscan_statistics
+        for axis, (column, label) in zip(self.axes, HISTOGRAMS, strict=False):
+            axis.clear()
+            values = [miro[column].dropna().to_numpy()]
+            if dbscan is not None:
+                values.append(dbscan[column].dropna().to_numpy())
+            joined = np.concatenate(values) if sum(len(v) for v in values) else np.array([0.0, 1.0])
+            bins = np.histogram_bin_edges(joined, bins=20)
+            if dbscan is not None:
+                axis.hist(values[1], bins=bins, color=DBSCAN_COLOUR, alpha=0.55, label=f"DBSCAN alone ({len(dbscan)})")
+            axis.hist(values[0], bins=bins, color=MIRO_COLOUR, alpha=0.7, label=f"MIRO + DBSCAN ({len(miro)})")
+            axis.set_xlabel(label, fontsize=8)
+            axis.legend(fontsize=6)
+            selector = SpanSelector(
+                axis,
+                lambda low, high, column=column: self.highlight(column, low, high),
+                "horizontal",
+                useblit=False,
+                interactive=True,
+                props={"alpha": 0.25, "facecolor": "#ffffff"},
+            )
+            self.selectors.append(selector)
+        axis = self.axes[len(HISTOGRAMS)]
+        axis.clear()
+        classes = miro["class"].replace("", np.nan).dropna()
+        if len(classes):
+            counts = classes.value_counts().sort_index()
+            axis.bar(counts.index.astype(str), counts.to_numpy(), color=MIRO_COLOUR)
+            axis.set_xlabel("clusters per class", fontsize=8)
+        else:
+            axis.text(
+                0.5,
+                0.5,
+                "no shape classes\n(train with two or more class names)",
+                ha="center",
+                va="center",
+                fontsize=7,
+                transform=axis.transAxes,
+            )
+            axis.set_xticks([])
+            axis.set_yticks([])
+        apply_theme(self.viewer, self.figure, self.axes)
+        for axis in self.axes:  # keep legends readable on a dark background
+            legend = axis.get_legend()
+            if legend is not None:
+                legend.get_frame().set_alpha(0.3)
+        self.canvas.draw_idle()
+        text = f"'{run.layer_name}': MIRO + DBSCAN {len(miro)} clusters"
+        if dbscan is not None:
+            text += f", DBSCAN alone {len(dbscan)} clusters"
+        self.summary.setText(text + ". Drag across a histogram to highlight those clusters.")
+
+    def highlight(self, column: str, low: float, high: float) -> list[int]:
+        """Select, in the centroids layer, the MIRO clusters whose statistic lies in [low, high]."""
+        run = self.run
+        if run is None or run.centroids_layer not in self.viewer.layers:
+            return []
+        values = run.statistics[column].to_numpy()
+        chosen = np.flatnonzero((values >= low) & (values <= high))
+        layer = self.viewer.layers[run.centroids_layer]
+        layer.selected_data = set(chosen.tolist())
+        self.viewer.layers.selection.active = layer
+        self.selected = (column, low, high)
+        self.summary.setText(
+            f"{len(chosen)} cluster(s) with {column} in [{low:.4g}, {high:.4g}] selected in '{run.centroids_layer}'"
+        )
+        return chosen.tolist()
+
+    def export(self, path: str | None = None) -> str | None:
+        run = self.run
+        if run is None:
+            notify_error("No statistics yet: run MIRO + DBSCAN in the Cluster widget first.")
+            return None
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export cluster statistics", f"{run.layer_name}_statistics.csv", "CSV (*.csv)"
+            )
+        if not path:
+            return None
+        table = run.statistics.assign(method="MIRO + DBSCAN")
+        if run.dbscan_statistics is not None:
+            table = compare_statistics(run.statistics, run.dbscan_statistics)
+        table.insert(0, "layer", run.layer_name)
+        pd.DataFrame(table).to_csv(path, index=False)
+        notify_info(f"Statistics written to {path}")
+        return path
+
+    def save_results(self, path: str | None = None) -> str | None:
+        """Write the clustered layer (every column + cluster labels) as a ThunderSTORM CSV via the writer."""
+        run = self.run
+        name = f"{run.layer_name} clusters" if run is not None else None
+        if name is None or name not in self.viewer.layers:
+            notify_error("No clustered layer to save: run MIRO + DBSCAN in the Cluster widget first.")
+            return None
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save clustered localizations", f"{run.layer_name}_clustered.csv", "ThunderSTORM CSV (*.csv)"
+            )
+        if not path:
+            return None
+        written = self.viewer.layers[name].save(path, plugin="napari-miro")
+        notify_info(f"Clustered localizations written to {path}")
+        return written[0] if isinstance(written, list) and written else path

@@ -1,0 +1,310 @@
+"""Train widget: device, preset, steps, delta, time budget; Train turns into Stop; live loss; Save / Load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_miro.devices import available_devices
+from napari_miro.train import PRESETS, suggest_delta
+
+from ._common import LayerChooser, apply_theme, notify_error, notify_info, start_worker, themed_canvas
+from .annotate_widget import read_annotations
+from .session import ANNOTATION_KEY, MODEL_KEY, layer_xy
+
+MODEL_FILTER = "napari-miro model (*.safetensors)"
+
+
+class _Relay(QObject):
+    """Carries progress from the training thread to the main thread (queued Qt signal)."""
+
+    progressed = Signal(dict)
+
+
+class TrainWidget(QWidget):
+    """Train MIRO from the annotated clusters of a localization layer."""
+
+    def __init__(self, napari_viewer) -> None:
+        from napari.layers import Points
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_choice = LayerChooser(napari_viewer, Points)
+        self.device = QComboBox()
+        self.device.addItems(available_devices())
+        self.preset = QComboBox()
+        self.preset.addItems(sorted(PRESETS, key=lambda name: name != "compact"))  # compact first: it suits a CPU
+        self.preset.setCurrentText("compact")
+        self.preset.setToolTip(
+            "compact: small network and a recipe that learns in minutes on a CPU; faithful: the "
+            "paper's network and schedule (hours on a CPU, for a GPU)"
+        )
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100)
+        self.delta = QDoubleSpinBox()
+        self.delta.setRange(1.0, 100_000.0)
+        self.delta.setSuffix(" nm")
+        self.delta.setDecimals(0)
+        self.suggest = QPushButton("suggest")
+        self.minutes = QDoubleSpinBox()
+        self.minutes.setRange(0.05, 24 * 60)
+        self.minutes.setValue(3.0)
+        self.minutes.setSuffix(" min")
+        self.train_button = QPushButton("Train")
+        self.save_button = QPushButton("Save model...")
+        self.load_button = QPushButton("Load model...")
+        self.status = QLabel("no model")
+        self.status.setWordWrap(True)
+        self.canvas, self.figure, (self.loss_axis,) = themed_canvas(napari_viewer, height=2.2)
+        delta_row = QHBoxLayout()
+        delta_row.addWidget(self.delta)
+        delta_row.addWidget(self.suggest)
+        form = QFormLayout()
+        form.addRow("localizations", self.layer_choice)
+        form.addRow("device", self.device)
+        form.addRow("preset", self.preset)
+        form.addRow("recurrent steps", self.steps)
+        form.addRow("delta (edge length)", delta_row)
+        form.addRow("training time", self.minutes)
+        files = QHBoxLayout()
+        files.addWidget(self.save_button)
+        files.addWidget(self.load_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.train_button)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.status)
+        layout.addLayout(files)
+        self.preset.currentTextChanged.connect(self._preset_changed)
+        self.suggest.clicked.connect(self.suggest_delta)
+        self.train_button.clicked.connect(self.toggle)
+        self.save_button.clicked.connect(self.save_model)
+        self.load_button.clicked.connect(self.load_model)
+        self.layer_choice.currentTextChanged.connect(lambda *_: self._show_model())
+        self._preset_changed(self.preset.currentText())
+        self.worker = None
+        self._stop = threading.Event()
+        self._progress = None
+        self._losses: list[tuple[int, float]] = []
+        self._validation: list[tuple[int, float]] = []
+        self._last_draw = 0.0
+        self._show_model()
+
+    # settings --------------------------------------------------------------------------------------------
+    def _preset_changed(self, name: str) -> None:
+        self.steps.setValue(PRESETS[name].steps)
+
+    def _annotated(self):
+        layer = self.layer_choice.layer()
+        if layer is None:
+            raise ValueError("Open a localization file first: there is no Points layer to train on.")
+        annotations = read_annotations(self.viewer, layer)
+        if not annotations.clusters:
+            if annotations.empty_polygons:
+                raise ValueError("The polygons hold fewer than 3 localizations each: draw them around a cluster.")
+            raise ValueError(
+                f"No annotated cluster on '{layer.name}': use the Annotate widget to lasso one or a few clusters first."
+            )
+        return layer, annotations.to_annotated_data(layer_xy(layer))
+
+    def suggest_delta(self) -> float | None:
+        try:
+            _, data = self._annotated()
+        except ValueError as error:
+            notify_error(str(error))
+            return None
+        value = suggest_delta(data)
+        self.delta.setValue(value)
+        return value
+
+    def settings(self):
+        preset = PRESETS[self.preset.currentText()]
+        return replace(
+            preset,
+            steps=self.steps.value(),
+            delta_nm=float(self.delta.value()),
+            max_minutes=float(self.minutes.value()),
+            optimizer_steps=10**7,
+            fine_step=self.steps.value() // 2 - 1 if self._fine_annotated() else None,
+        )
+
+    def _fine_annotated(self) -> bool:
+        layer = self.layer_choice.layer()
+        return layer is not None and read_annotations(self.viewer, layer).fine_labels is not None
+
+    # training --------------------------------------------------------------------------------------------
+    def toggle(self) -> None:
+        if self.worker is not None:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self):
+        """Start training in a worker thread (the viewer stays responsive); returns the worker."""
+        from napari.utils import progress
+
+        from napari_miro import train
+
+        try:
+            layer, data = self._annotated()
+        except ValueError as error:
+            notify_error(str(error))
+            return None
+        if self.delta.value() <= 1.0:
+            self.delta.setValue(suggest_delta(data))
+        settings = self.settings()
+        device = self.device.currentText()
+        self._stop.clear()
+        self._losses, self._validation = [], []
+        relay = _Relay()
+        relay.progressed.connect(self._on_progress)
+        self._relay = relay
+        self._progress = progress(total=int(settings.max_minutes * 60), desc="MIRO training (s)")
+        self.train_button.setText("Stop")
+        self.status.setText(f"preparing synthetic fields from {len(data.clusters)} annotated cluster(s)...")
+        self.worker = start_worker(
+            train.fit_miro,
+            data,
+            settings,
+            device,
+            relay.progressed.emit,
+            self._stop.is_set,
+            on_result=lambda result: self._on_trained(layer, result),
+            doing="Training",
+            on_finished=self._on_finished,
+        )
+        return self.worker
+
+    def stop(self) -> None:
+        """Ask the training to stop; it keeps the best model so far."""
+        self._stop.set()
+        self.status.setText("stopping: finishing the current step...")
+
+    def _on_progress(self, info: dict) -> None:
+        phase = info["phase"]
+        if phase == "fields":
+            self.status.setText(f"synthetic fields {info['step']} / {info['total']}")
+            return
+        if phase == "tuning":
+            self.status.setText("tuning DBSCAN on the synthetic fields...")
+            return
+        self._losses.append((info["step"], info["smoothed_loss"]))
+        if "validation_loss" in info:
+            self._validation.append((info["step"], info["validation_loss"]))
+        seconds = info["seconds"]
+        if self._progress is not None:
+            self._progress.n = min(int(seconds), self._progress.total)
+            self._progress.refresh()
+        left = max(0.0, self.minutes.value() * 60 - seconds)
+        self.status.setText(f"step {info['step']}, loss {info['smoothed_loss']:.4f}, about {left:.0f} s left")
+        if time.monotonic() - self._last_draw > 0.5:
+            self.draw_loss()
+
+    def draw_loss(self) -> None:
+        self._last_draw = time.monotonic()
+        axis = self.loss_axis
+        axis.clear()
+        if self._losses:
+            steps, values = zip(*self._losses, strict=True)
+            axis.plot(steps, values, color="#ffb000", linewidth=1, label="training")
+        if self._validation:
+            steps, values = zip(*self._validation, strict=True)
+            axis.plot(steps, values, "o-", color="#00e5ff", markersize=3, linewidth=1, label="validation")
+            axis.legend(fontsize=7)
+        axis.set_xlabel("optimizer step")
+        axis.set_ylabel("loss")
+        axis.set_yscale("log" if self._losses and min(v for _, v in self._losses) > 0 else "linear")
+        apply_theme(self.viewer, self.figure, [axis])
+        self.canvas.draw_idle()
+
+    def _on_trained(self, layer, result) -> None:
+        trained, run = result
+        layer.metadata[MODEL_KEY] = trained
+        stopped = " (stopped early; the best model so far is kept)" if run.stopped_early else ""
+        notify_info(f"MIRO trained on '{layer.name}' in {run.seconds:.0f} s{stopped}.")
+        self._show_model()
+        self.draw_loss()
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.train_button.setText("Train")
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        if self._stop.is_set() and MODEL_KEY not in getattr(self.layer_choice.layer(), "metadata", {}):
+            self.status.setText("stopped before a model was trained")
+
+    def _show_model(self) -> None:
+        layer = self.layer_choice.layer()
+        trained = layer.metadata.get(MODEL_KEY) if layer is not None else None
+        if trained is None:
+            self.status.setText("no model on this layer: annotate clusters, then Train (or Load a model)")
+            return
+        s = trained.settings
+        info = s.training
+        self.status.setText(
+            f"model: {s.preset}, hidden {trained.model.config.hidden}, {trained.model.config.steps} steps, delta "
+            f"{s.delta_nm:g} nm, trained {info.get('optimizer_steps', '?')} steps in {info.get('seconds', 0):.0f} s; "
+            f"suggested eps {s.eps_nm:g} nm, min_samples {s.min_samples}"
+            + (f"; classes: {', '.join(s.class_names[1:])}" if s.class_names else "")
+        )
+
+    # files -----------------------------------------------------------------------------------------------
+    def save_model(self, path: str | None = None) -> str | None:
+        layer = self.layer_choice.layer()
+        trained = layer.metadata.get(MODEL_KEY) if layer is not None else None
+        if trained is None:
+            notify_error("There is no trained model on this layer to save: train one first.")
+            return None
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Save MIRO model", f"{layer.name}.safetensors", MODEL_FILTER)
+        if not path:
+            return None
+        try:
+            trained.save(path)
+        except OSError as error:
+            notify_error(f"Could not save the model to {path}: {error}")
+            return None
+        notify_info(f"Model saved to {path}")
+        return path
+
+    def load_model(self, path: str | None = None):
+        from napari_miro.cluster import ModelFileError, TrainedMIRO
+
+        layer = self.layer_choice.layer()
+        if layer is None:
+            notify_error("Open a localization file first: a model is attached to a Points layer.")
+            return None
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Load MIRO model", "", MODEL_FILTER + ";;All files (*)")
+        if not path:
+            return None
+        try:
+            trained = TrainedMIRO.load(path)
+        except ModelFileError as error:
+            notify_error(str(error))
+            return None
+        layer.metadata[MODEL_KEY] = trained
+        self.delta.setValue(trained.settings.delta_nm)
+        self.steps.setValue(trained.model.config.steps)
+        self._show_model()
+        return trained
+
+
+def is_annotation_layer(layer) -> bool:
+    return ANNOTATION_KEY in getattr(layer, "metadata", {})

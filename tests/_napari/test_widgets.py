@@ -1,0 +1,213 @@
+"""The interactive workflow in a viewer: annotate with a polygon, train (and stop), cluster, histograms,
+export; and every bad state gives a message, not a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from qtpy.QtCore import QTimer
+from scipy.spatial import ConvexHull
+
+from napari_miro._napari import train_widget as train_module
+from napari_miro._napari.annotate_widget import AnnotateWidget, read_annotations
+from napari_miro._napari.cluster_widget import ClusterWidget
+from napari_miro._napari.load_widget import LoadWidget
+from napari_miro._napari.session import MODEL_KEY
+from napari_miro._napari.statistics_widget import StatisticsWidget
+from napari_miro._napari.train_widget import TrainWidget
+from napari_miro.cli import sample_file
+from napari_miro.io import read_localizations
+from napari_miro.train import PRESETS
+
+TINY = replace(PRESETS["compact"], hidden=16, steps=4, n_fields=8, n_validation_fields=2, validate_every=5)
+
+
+@pytest.fixture()
+def messages(monkeypatch):
+    """Every napari notification the widgets raise, by kind."""
+    caught = {"error": [], "info": [], "warning": []}
+    for kind in caught:
+        monkeypatch.setattr(f"napari.utils.notifications.show_{kind}", caught[kind].append)
+    return caught
+
+
+@pytest.fixture()
+def tiny_presets(monkeypatch):
+    monkeypatch.setitem(train_module.PRESETS, "compact", TINY)
+
+
+@pytest.fixture()
+def rings_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_file("rings")), plugin="napari-miro")
+    return viewer
+
+
+def _lasso_around(layer, label: int, margin: float = 30.0) -> np.ndarray:
+    """A polygon (y, x) around the points of one ground-truth structure, as a user would lasso it."""
+    features = layer.features
+    yx = np.asarray(layer.data)[features["gt_cluster"].to_numpy() == label]
+    hull = yx[ConvexHull(yx).vertices]
+    centre = hull.mean(axis=0)
+    return centre + (hull - centre) * (1 + margin / np.linalg.norm(hull - centre, axis=1).mean())
+
+
+def _annotate(viewer, label: int = 3, class_name: str = "ring"):
+    widget = AnnotateWidget(viewer)
+    widget.class_name.setText(class_name)
+    shapes = widget.start_annotating()
+    shapes.add_polygons([_lasso_around(viewer.layers["rings"], label)])
+    widget.update_summary()
+    return widget, shapes
+
+
+def _train(qtbot, viewer, minutes: float = 0.05) -> TrainWidget:
+    widget = TrainWidget(viewer)
+    assert widget.preset.currentText() == "compact"  # the default suits a CPU
+    widget.device.setCurrentText("cpu")
+    widget.minutes.setValue(minutes)
+    worker = widget.start()
+    assert worker is not None and widget.train_button.text() == "Stop"
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    return widget
+
+
+def test_annotate_widget_opens_a_lasso_layer_and_counts(rings_viewer):
+    widget, shapes = _annotate(rings_viewer)
+    assert shapes.mode == "add_polygon_lasso"
+    assert shapes.name == "rings annotations"
+    annotations = read_annotations(rings_viewer, rings_viewer.layers["rings"])
+    truth = rings_viewer.layers["rings"].features["gt_cluster"].to_numpy()
+    assert len(annotations.clusters) == 1
+    assert (truth[annotations.clusters[0]] == 3).mean() > 0.8
+    assert "1 annotated cluster(s)" in widget.summary.text()
+
+
+def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path):
+    source = rings_viewer.layers["rings"]
+    before_data, before_features = np.array(source.data), source.features.copy()
+    _annotate(rings_viewer)
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    trainer = _train(qtbot, rings_viewer)
+    timer.stop()
+    assert len(ticks) > 10, "the event loop kept running during training"
+    assert MODEL_KEY in source.metadata
+    assert trainer.train_button.text() == "Train"
+    assert trainer._losses and "model:" in trainer.status.text()
+
+    statistics = StatisticsWidget(rings_viewer)
+    cluster = ClusterWidget(rings_viewer)
+    assert cluster.eps.value() == pytest.approx(source.metadata[MODEL_KEY].settings.eps_nm, abs=0.01)
+    cluster.run()
+    qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
+    for suffix in ("collapsed", "clusters", "centroids", "DBSCAN alone"):
+        assert f"rings {suffix}" in rings_viewer.layers, suffix
+    clusters = rings_viewer.layers["rings clusters"]
+    assert {"cluster", "x_collapsed", "y_collapsed", "gt_cluster"} <= set(clusters.features.columns)
+    centroids = rings_viewer.layers["rings centroids"]
+    assert {"n_localizations", "radius_of_gyration_nm", "nearest_neighbour_nm"} <= set(centroids.features.columns)
+    # the input layer is untouched
+    np.testing.assert_array_equal(source.data, before_data)
+    pd.testing.assert_frame_equal(source.features, before_features)
+
+    # histograms drawn, a range highlights clusters, exports read back
+    assert sum(len(axis.patches) for axis in statistics.axes) > 0
+    chosen = statistics.highlight("n_localizations", 0, 1e9)
+    assert len(chosen) == len(centroids.data) and centroids.selected_data == set(chosen)
+    exported = statistics.export(str(tmp_path / "stats.csv"))
+    table = pd.read_csv(exported)
+    assert set(table["method"]) == {"MIRO + DBSCAN", "DBSCAN"}
+    saved = statistics.save_results(str(tmp_path / "clustered.csv"))
+    back = read_localizations(saved)
+    assert "cluster" in back.columns and len(back) == len(before_data)
+
+    # save and load the model through the widget
+    path = trainer.save_model(str(tmp_path / "model.safetensors"))
+    del source.metadata[MODEL_KEY]
+    assert trainer.load_model(path) is not None and MODEL_KEY in source.metadata
+    assert not messages["error"], messages["error"]
+
+
+def test_stop_keeps_the_best_model_and_training_again_works(qtbot, rings_viewer, tiny_presets, messages):
+    _annotate(rings_viewer)
+    widget = TrainWidget(rings_viewer)
+    widget.device.setCurrentText("cpu")
+    widget.minutes.setValue(5.0)
+    seen = []
+
+    def stop_after_a_few(info):
+        if info["phase"] == "training":
+            seen.append(info["step"])
+            if len(seen) == 3:
+                widget.stop()
+
+    worker = widget.start()
+    widget._relay.progressed.connect(stop_after_a_few)
+    assert worker is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    model = rings_viewer.layers["rings"].metadata[MODEL_KEY]
+    assert model.settings.training["stopped_early"] is True
+    assert model.settings.training["optimizer_steps"] < 50
+    assert any("stopped early" in m for m in messages["info"])
+    # train again after a stop
+    widget.minutes.setValue(0.03)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert rings_viewer.layers["rings"].metadata[MODEL_KEY] is not model
+
+
+def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path, monkeypatch, tiny_presets):
+    viewer = make_napari_viewer()
+    TrainWidget(viewer).start()
+    ClusterWidget(viewer).run()
+    assert any("no Points layer" in m for m in messages["error"])
+    viewer.open(str(sample_file("rings")), plugin="napari-miro")
+    trainer, cluster = TrainWidget(viewer), ClusterWidget(viewer)
+    assert trainer.start() is None and "No annotated cluster" in messages["error"][-1]
+    assert cluster.run() is None and "has no MIRO model" in messages["error"][-1]
+    # an empty polygon, far from every localization
+    annotate = AnnotateWidget(viewer)
+    annotate.start_annotating().add_polygons([np.array([[-900.0, -900.0], [-900.0, -800.0], [-800.0, -800.0]])])
+    assert trainer.start() is None and "fewer than 3" in messages["error"][-1]
+    # a corrupt and a foreign model file
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"garbage")
+    assert trainer.load_model(str(corrupt)) is None and "not a napari-miro model file" in messages["error"][-1]
+    # the device running out of memory during training
+    from napari_miro.devices import DeviceOutOfMemory
+
+    def exhausted(*args, **kwargs):
+        raise DeviceOutOfMemory("cuda", "training")
+
+    monkeypatch.setattr("napari_miro.train.fit_miro", exhausted)
+    annotate.start_annotating().add_polygons([_lasso_around(viewer.layers["rings"], 2)])
+    trainer.device.setCurrentText("cpu")
+    trainer.start()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
+    assert "compact preset" in messages["error"][-1]
+    assert trainer.train_button.text() == "Train"
+
+
+def test_load_widget_filters_and_adds_a_layer(make_napari_viewer, messages):
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    widget.path.setText(str(sample_file("nanoclusters")))
+    table = widget.read()
+    assert table is not None and "uncertainty" in widget.rows
+    total = widget.update_count()
+    widget.set_filter("uncertainty", 0, 14)
+    kept = widget.update_count()
+    assert 0 < kept < total and f"{kept:,} of {total:,}" in widget.count.text()
+    layer = widget.add_layer()
+    assert len(layer.data) == kept and layer.name.endswith("filtered")
+    assert layer.metadata["napari_miro"]["filters"] == {"uncertainty": [0.0, 14.0]}
+    assert (layer.features["uncertainty"] <= 14).all()
+    widget.path.setText("/nonexistent/file.csv")
+    assert widget.read() is None and "no such file" in messages["error"][-1]

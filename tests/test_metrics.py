@@ -1,0 +1,91 @@
+"""Metrics: toy cases checked by hand, and the plain-DBSCAN calibration figures of
+shared/reference/dbscan-baselines-dev.md reproduced for all 18 settings."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from napari_miro.cluster import dbscan_labels
+from napari_miro.io import read_localizations
+from napari_miro.metrics import ari_c, ari_dagger, compression_index, evaluate, iou, jaccard_clusters
+
+COLUMNS = ["IoU", "ARI", "ARI_c", "ARI_dagger", "AMI", "JI_c", "RMSRE_N", "RMSE_xy_paper", "RMSE_xy"]
+
+
+def _square_field():
+    rng = np.random.default_rng(0)
+    centres = np.array([[200.0, 200.0], [800.0, 800.0], [200.0, 800.0]])
+    points = np.concatenate([c + rng.normal(0, 20, (30, 2)) for c in centres] + [rng.uniform(0, 1000, (60, 2))])
+    labels = np.repeat([1, 2, 3, 0], [30, 30, 30, 60])
+    return points, labels
+
+
+def test_perfect_prediction_scores_one():
+    xy, truth = _square_field()
+    scores = evaluate(xy, truth, truth)
+    for name in ("ARI", "ARI_dagger", "AMI", "ARI_c", "IoU", "JI_c"):
+        assert scores[name] == pytest.approx(1.0), name
+    assert scores["RMSRE_N"] == 0 and scores["RMSE_xy"] == 0
+
+
+def test_label_names_do_not_matter_and_misses_count():
+    xy, truth = _square_field()
+    renamed = np.where(truth > 0, truth + 10, 0)
+    assert evaluate(xy, truth, renamed)["JI_c"] == 1.0
+    missing_one = np.where(truth == 3, 0, truth)
+    assert jaccard_clusters(xy, truth, missing_one) == pytest.approx(2 / 3)
+    merged = np.where(truth == 2, 1, truth)
+    assert ari_c(truth, merged) < 1
+    assert iou(xy, truth, missing_one) < 1
+
+
+def test_ari_dagger_weighs_clusters_equally():
+    truth = np.array([0] * 80 + [1] * 10 + [2] * 10)
+    small_error = truth.copy()
+    small_error[80:85] = 0  # half of cluster 1 lost to the background
+    assert 0 < ari_dagger(truth, small_error) < ari_dagger(truth, truth) == pytest.approx(1.0)
+
+
+def test_compression_index():
+    xy, truth = _square_field()
+    centres = np.array([xy[truth == k].mean(0) if k else [0, 0] for k in range(4)])
+    to_centre = np.where(truth[:, None] > 0, centres[truth] - xy, 0)
+    assert compression_index(xy, to_centre, truth) == pytest.approx(1.0)
+    assert compression_index(xy, 0.5 * to_centre, truth) == pytest.approx(0.5)
+    assert compression_index(xy, np.zeros_like(xy), truth) == pytest.approx(0.0)
+
+
+def _reference_table(shared_data):
+    text = (shared_data.parent / "reference" / "dbscan-baselines-dev.md").read_text()
+    table = {}
+    for line in text.splitlines():
+        match = re.match(r"\| (\S+/scenario-\d+) \| (\d+) / (\d+) \| (.*)\|$", line.strip())
+        if match:
+            table[match.group(1)] = (
+                float(match.group(2)),
+                int(match.group(3)),
+                [float(v) for v in match.group(4).split("|")],
+            )
+    return table
+
+
+def test_plain_dbscan_calibration_figures_are_reproduced(shared_data):
+    table = _reference_table(shared_data)
+    assert len(table) == 18
+    failures = []
+    for setting, (eps, min_samples, expected) in table.items():
+        rows = []
+        for index in range(1, 26):
+            df = read_localizations(shared_data / "nieves2023" / setting / f"fov-{index:02d}.csv")
+            xy, truth = df[["x", "y"]].to_numpy(), df["index"].to_numpy()
+            scores = evaluate(xy, truth, dbscan_labels(xy, eps, min_samples))
+            rows.append([scores[name] for name in COLUMNS])
+        means = np.nanmean(rows, axis=0)
+        for name, got, want in zip(COLUMNS, means, expected, strict=True):
+            tolerance = 0.01 if name.startswith("RMSE") else 0.002
+            if abs(got - want) > tolerance:
+                failures.append(f"{setting} {name}: {got:.4f} != {want:.4f}")
+    assert not failures, "\n".join(failures)
