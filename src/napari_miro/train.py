@@ -500,7 +500,8 @@ class TrainingResult:
     history: list[dict] = field(default_factory=list)  #: {"step", "loss", "validation_loss", "seconds"}
     best_step: int = 0
     best_validation_loss: float = math.inf
-    stopped_early: bool = False
+    stopped_early: bool = False  #: stopped on request (should_stop) before the planned steps
+    out_of_time: bool = False  #: stopped by the time budget (max_minutes)
     seconds: float = 0.0
     device: str = "cpu"
 
@@ -510,6 +511,7 @@ class TrainingResult:
             "best_step": self.best_step,
             "best_validation_loss": self.best_validation_loss,
             "stopped_early": self.stopped_early,
+            "out_of_time": self.out_of_time,
             "seconds": round(self.seconds, 2),
             "device": self.device,
             "n_training_fields": len(self.fields.train),
@@ -631,7 +633,8 @@ def train(
     for step in range(1, total_steps + 1):
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > 60 * settings.max_minutes
         if stop() or (out_of_time and step > 1):
-            result.stopped_early = True
+            result.stopped_early = stop()
+            result.out_of_time = not result.stopped_early
             step -= 1
             break
         chosen = rng.choice(len(fields.train), size=min(settings.batch_size, len(fields.train)), replace=False)
@@ -655,7 +658,8 @@ def train(
         result.history.append(record)
         if progress is not None:
             progress({"phase": "training", "total": total_steps, **record})
-    if result.stopped_early and step > 0 and (not result.history or "validation_loss" not in result.history[-1]):
+    ended_before_plan = result.stopped_early or result.out_of_time
+    if ended_before_plan and step > 0 and (not result.history or "validation_loss" not in result.history[-1]):
         # evaluate where we stopped, so that the last steps count when choosing the best model
         value = _evaluate(model, fields.validation, settings, target_device)
         if value < result.best_validation_loss:

@@ -180,6 +180,20 @@ def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path,
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"garbage")
     assert trainer.load_model(str(corrupt)) is None and "not a napari-miro model file" in messages["error"][-1]
+    # a model trained at another scale, and annotations with other classes than the model's
+    from napari_miro.cluster import MIROSettings, TrainedMIRO
+    from napari_miro.model import MIRO, MIROConfig
+
+    rings = viewer.layers["rings"]
+    rings.metadata[MODEL_KEY] = TrainedMIRO(MIRO(MIROConfig(hidden=8, steps=2)), MIROSettings(delta_nm=2.0))
+    assert cluster.run() is None and "trained with delta 2 nm" in messages["error"][-1]
+    rings.metadata[MODEL_KEY] = TrainedMIRO(MIRO(MIROConfig(hidden=8, steps=2)), MIROSettings(delta_nm=400.0))
+    classes = annotate.start_annotating()
+    classes.add_polygons([_lasso_around(rings, 5), _lasso_around(rings, 9)])
+    classes.features.loc[len(classes.features) - 2, "class"] = "spot"
+    classes.features.loc[len(classes.features) - 1, "class"] = "ring"
+    assert cluster.run() is None and "classes" in messages["error"][-1] and "no classes" in messages["error"][-1]
+    del rings.metadata[MODEL_KEY]
     # the device running out of memory during training
     from napari_miro.devices import DeviceOutOfMemory
 

@@ -153,6 +153,10 @@ class ClusterWidget(QWidget):
         if len(layer.data) < 3:
             notify_error(f"'{layer.name}' holds {len(layer.data)} localization(s); clustering needs at least 3.")
             return None
+        mismatch = model_mismatch(self.viewer, layer, trained)
+        if mismatch:
+            notify_error(mismatch)
+            return None
         table = layer_table(layer)
         eps, samples, compare = float(self.eps.value()), int(self.min_samples.value()), self.compare.isChecked()
         self.run_button.setEnabled(False)
@@ -195,6 +199,35 @@ class ClusterWidget(QWidget):
             text += f"; DBSCAN alone: {int(baseline.max(initial=0))} clusters"
         self.status.setText(text)
         notify_info(f"MIRO + DBSCAN on '{layer.name}': {text}")
+
+
+def model_mismatch(viewer, layer, trained) -> str | None:
+    """Why a model does not fit a layer (another scale, or other classes than the annotations now hold)."""
+    from scipy.spatial import cKDTree
+
+    from .annotate_widget import read_annotations
+    from .session import layer_xy
+
+    xy = layer_xy(layer)
+    sample = xy[:: max(1, len(xy) // 20000)]
+    spacing = float(np.median(cKDTree(sample).query(sample, k=2)[0][:, 1])) * np.sqrt(max(1, len(xy) // 20000))
+    delta = trained.settings.delta_nm
+    if spacing > delta:
+        return (
+            f"The model was trained with delta {delta:g} nm, but the localizations of '{layer.name}' are "
+            f"{spacing:.0f} nm apart on median: it would see almost no edges. Train a model on this data "
+            f"(or load one trained at this scale)."
+        )
+    annotated = read_annotations(viewer, layer)
+    names = sorted(set(annotated.classes)) if len(set(annotated.classes)) >= 2 else []
+    model_names = list(trained.settings.class_names[1:])
+    if names and names != sorted(model_names):
+        trained_with = ", ".join(model_names) if model_names else "no classes"
+        return (
+            f"The annotations of '{layer.name}' now have the classes {', '.join(names)}, but the model was "
+            f"trained with {trained_with}: train again to use them."
+        )
+    return None
 
 
 def _cluster_job(table, trained, eps, samples, compare):

@@ -22,6 +22,10 @@ HISTOGRAMS = [
 MIRO_COLOUR, DBSCAN_COLOUR = "#ff9d2e", "#3cc47c"
 
 
+def _fractions(values: np.ndarray) -> np.ndarray:
+    return np.full(len(values), 1.0 / max(len(values), 1))
+
+
 class StatisticsWidget(QWidget):
     """Histograms of the last clustering run of this viewer."""
 
@@ -29,6 +33,7 @@ class StatisticsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, rows=3, columns=2, height=7.5)
+        self.canvas.setMinimumHeight(480)
         self.summary = QLabel("run MIRO + DBSCAN (Cluster widget) to see cluster statistics")
         self.summary.setWordWrap(True)
         self.export_button = QPushButton("Export statistics (CSV)...")
@@ -66,10 +71,26 @@ class StatisticsWidget(QWidget):
                 values.append(dbscan[column].dropna().to_numpy())
             joined = np.concatenate(values) if sum(len(v) for v in values) else np.array([0.0, 1.0])
             bins = np.histogram_bin_edges(joined, bins=20)
+            # fractions of each method's clusters, so that distributions compare whatever the cluster counts
             if dbscan is not None:
-                axis.hist(values[1], bins=bins, color=DBSCAN_COLOUR, alpha=0.55, label=f"DBSCAN alone ({len(dbscan)})")
-            axis.hist(values[0], bins=bins, color=MIRO_COLOUR, alpha=0.7, label=f"MIRO + DBSCAN ({len(miro)})")
+                axis.hist(
+                    values[1],
+                    bins=bins,
+                    weights=_fractions(values[1]),
+                    color=DBSCAN_COLOUR,
+                    alpha=0.55,
+                    label=f"DBSCAN alone ({len(dbscan)})",
+                )
+            axis.hist(
+                values[0],
+                bins=bins,
+                weights=_fractions(values[0]),
+                color=MIRO_COLOUR,
+                alpha=0.7,
+                label=f"MIRO + DBSCAN ({len(miro)})",
+            )
             axis.set_xlabel(label, fontsize=8)
+            axis.set_ylabel("fraction of clusters", fontsize=7)
             axis.legend(fontsize=6)
             selector = SpanSelector(
                 axis,
