@@ -1,0 +1,66 @@
+"""The whole workflow on every bundled sample, timed: annotate one cluster, train (compact), cluster, statistics.
+
+For each sample: the annotated cluster is the ground-truth structure that stands furthest from the others
+(as a user would lasso an isolated one); training runs for ``--minutes``; then MIRO + DBSCAN, DBSCAN alone
+(tuned the same way on the synthetic fields) and the statistics tables. Prints a table with the time of each
+stage and the accuracy against the sample's ground truth. Target: the whole workflow under 2 minutes per
+sample on the 2-core CPU.
+
+    python benchmarks/sample_workflow.py [--minutes 1.0] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from napari_miro import metrics
+from napari_miro.cli import SAMPLES, sample_file
+from napari_miro.cluster import cluster_table, dbscan_labels
+from napari_miro.io import read_localizations
+from napari_miro.stats import cluster_statistics
+from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+
+
+def isolated_structure(xy: np.ndarray, truth: np.ndarray) -> int:
+    """The ground-truth structure whose centre is furthest from every other centre."""
+    labels = np.unique(truth[truth > 0])
+    centres = np.array([xy[truth == k].mean(axis=0) for k in labels])
+    distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + np.eye(len(labels)) * 1e12
+    return int(labels[np.argmax(distances.min(axis=1))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    print(f"compact preset, {args.minutes:g} min of training per sample, device {args.device}\n")
+    print("| sample | annotated | prepare + train + tune (s) | cluster + statistics (s) | total (s) | JI_c MIRO | "
+          "JI_c DBSCAN | ARI_c MIRO | ARI_c DBSCAN |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in SAMPLES:
+        start = time.perf_counter()
+        df = read_localizations(sample_file(name))
+        xy, truth = df[["x", "y"]].to_numpy(), df["gt_cluster"].to_numpy()
+        chosen = isolated_structure(xy, truth)
+        data = AnnotatedData.from_labels(xy, truth, which=[chosen])
+        settings = replace(PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=10**7)
+        trained, _ = fit_miro(data, settings, device=args.device)
+        trained_at = time.perf_counter()
+        _, statistics, result = cluster_table(df, trained)
+        baseline = dbscan_labels(xy, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
+        cluster_statistics(xy, baseline)
+        done = time.perf_counter()
+        print(f"| {name} | structure {chosen} ({len(data.clusters[0])} loc.) | {trained_at - start:.0f} | "
+              f"{done - trained_at:.1f} | {done - start:.0f} | "
+              f"{metrics.jaccard_clusters(xy, truth, result.labels):.2f} | "
+              f"{metrics.jaccard_clusters(xy, truth, baseline):.2f} | {metrics.ari_c(truth, result.labels):.2f} | "
+              f"{metrics.ari_c(truth, baseline):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
