@@ -147,14 +147,26 @@ def _arcs(rng: Rng, counts: np.ndarray, radius_nm: float, radial_sd_nm: float, a
     return np.stack([radius * np.cos(theta), radius * np.sin(theta)], -1)
 
 
-def _arc_structures(
-    rng: Rng, n_structures: int, counts: np.ndarray, fov_nm: float, radius_nm: float, radial_sd_nm: float, arc: float
-) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.repeat(np.arange(1, n_structures + 1), counts)
-    centres = _centres(rng, n_structures, fov_nm, radius_nm + 2 * radial_sd_nm)
-    angles = rng.uniform(0, 2 * np.pi, n_structures)
-    local = _arcs(rng, counts, radius_nm, radial_sd_nm, arc)
-    return centres[labels - 1] + _rotate(local, angles[labels - 1]), labels
+def _arc_field(
+    shape: str,
+    arc: float,
+    n_clusters: int | tuple[int, int],
+    locs_per_cluster: int | tuple[int, int],
+    radius_nm: float,
+    radial_sd_nm: float,
+    background_fraction: float,
+    fov_nm: float,
+    seed: int,
+) -> pd.DataFrame:
+    """Structures whose localizations lie on arcs of angular length ``arc`` (pi: C-shapes, 2 pi: rings)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(n_clusters[0], n_clusters[1] + 1)) if isinstance(n_clusters, tuple) else n_clusters
+    counts = _counts(rng, n, locs_per_cluster)
+    labels = np.repeat(np.arange(1, n + 1), counts)
+    centres = _centres(rng, n, fov_nm, radius_nm + 2 * radial_sd_nm)
+    angles = rng.uniform(0, 2 * np.pi, n)
+    points = centres[labels - 1] + _rotate(_arcs(rng, counts, radius_nm, radial_sd_nm, arc), angles[labels - 1])
+    return _finish(_frame(points[:, 0], points[:, 1], labels, shape), background_fraction, fov_nm, seed)
 
 
 def c_shapes(
@@ -168,10 +180,9 @@ def c_shapes(
 ) -> pd.DataFrame:
     """C-shaped clusters: localizations on semicircles (paper: radius 250 nm, radial sd 50 nm, 30-60 per
     cluster, 30-60 clusters in 6400 x 6400 nm, background 6% of localizations)."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(n_clusters[0], n_clusters[1] + 1)) if isinstance(n_clusters, tuple) else n_clusters
-    points, labels = _arc_structures(rng, n, _counts(rng, n, locs_per_cluster), fov_nm, radius_nm, radial_sd_nm, np.pi)
-    return _finish(_frame(points[:, 0], points[:, 1], labels, "c-shape"), background_fraction, fov_nm, seed)
+    return _arc_field(
+        "c-shape", np.pi, n_clusters, locs_per_cluster, radius_nm, radial_sd_nm, background_fraction, fov_nm, seed
+    )
 
 
 def rings(
@@ -185,12 +196,9 @@ def rings(
 ) -> pd.DataFrame:
     """Ring-shaped clusters (paper: radius 250 nm, radial sd 50 nm, 60-80 per ring, 60-70 rings in
     6400 x 6400 nm, background 7% of localizations)."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(n_clusters[0], n_clusters[1] + 1)) if isinstance(n_clusters, tuple) else n_clusters
-    points, labels = _arc_structures(
-        rng, n, _counts(rng, n, locs_per_cluster), fov_nm, radius_nm, radial_sd_nm, 2 * np.pi
+    return _arc_field(
+        "ring", 2 * np.pi, n_clusters, locs_per_cluster, radius_nm, radial_sd_nm, background_fraction, fov_nm, seed
     )
-    return _finish(_frame(points[:, 0], points[:, 1], labels, "ring"), background_fraction, fov_nm, seed)
 
 
 def _triangle_spread(rng: Rng, n: int, half_angle: float, height_nm: float) -> np.ndarray:
