@@ -34,8 +34,10 @@ def main() -> None:
     train_df = read_localizations(folder / "fov-01.csv")
     data = AnnotatedData.from_labels(train_df[["x", "y"]].to_numpy(), train_df["index"].to_numpy(), which=[1])
     tests = [read_localizations(folder / f"fov-{i:02d}.csv") for i in range(4, 14)]
-    print(f"{args.scenario}: single shot from cluster 1 of fov-01 ({len(data.clusters[0])} localizations), "
-          f"{args.minutes:g} min per preset, evaluated on fov-04..13\n")
+    print(
+        f"{args.scenario}: single shot from cluster 1 of fov-01 ({len(data.clusters[0])} localizations), "
+        f"{args.minutes:g} min per preset, evaluated on fov-04..13\n"
+    )
     print("| method | optimizer steps | JI_c | ARI_c | ARI | compression |")
     print("|---|---|---|---|---|---|")
     baseline_rows = None
@@ -46,16 +48,25 @@ def main() -> None:
         for df in tests:
             xy, truth = df[["x", "y"]].to_numpy(), df["index"].to_numpy()
             clustered = cluster_points(trained, xy)
-            rows.append((metrics.jaccard_clusters(xy, truth, clustered.labels), metrics.ari_c(truth, clustered.labels),
-                         metrics.ari(truth, clustered.labels),
-                         metrics.compression_index(xy, clustered.collapsed.positions - xy, truth)))
+            rows.append(
+                (
+                    metrics.jaccard_clusters(xy, truth, clustered.labels),
+                    metrics.ari_c(truth, clustered.labels),
+                    metrics.ari(truth, clustered.labels),
+                    metrics.compression_index(xy, clustered.collapsed.positions - xy, truth),
+                )
+            )
             labels = dbscan_labels(xy, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
-            base.append((metrics.jaccard_clusters(xy, truth, labels), metrics.ari_c(truth, labels),
-                         metrics.ari(truth, labels)))
+            base.append(
+                (metrics.jaccard_clusters(xy, truth, labels), metrics.ari_c(truth, labels), metrics.ari(truth, labels))
+            )
         mean = np.mean(rows, axis=0)
         steps = result.summary()["optimizer_steps"]
-        print(f"| MIRO {preset} ({result.device}) | {steps} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.3f} | "
-              f"{mean[3]:.3f} |", flush=True)
+        print(
+            f"| MIRO {preset} ({result.device}) | {steps} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.3f} | "
+            f"{mean[3]:.3f} |",
+            flush=True,
+        )
         baseline_rows = baseline_rows or (base, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
     base, eps, samples = baseline_rows
     mean = np.mean(base, axis=0)
