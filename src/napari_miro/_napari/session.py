@@ -49,13 +49,6 @@ def session_for(viewer) -> MiroSession:
     return _SESSIONS[viewer]
 
 
-def points_layers(viewer) -> list:
-    """The Points layers of a viewer, in order."""
-    from napari.layers import Points
-
-    return [layer for layer in viewer.layers if isinstance(layer, Points)]
-
-
 def layer_table(layer) -> pd.DataFrame:
     """A Points layer as a localization table: x, y (nm) from its coordinates, every feature a column."""
     return layer_to_dataframe(layer.data, layer.features, layer.metadata)

@@ -25,7 +25,7 @@ from napari_miro.train import PRESETS, suggest_delta
 
 from ._common import LayerChooser, apply_theme, notify_error, notify_info, start_worker, themed_canvas
 from .annotate_widget import read_annotations
-from .session import ANNOTATION_KEY, MODEL_KEY, layer_xy
+from .session import MODEL_KEY, layer_xy
 
 MODEL_FILTER = "napari-miro model (*.safetensors)"
 
@@ -305,7 +305,3 @@ class TrainWidget(QWidget):
         self.steps.setValue(trained.model.config.steps)
         self._show_model()
         return trained
-
-
-def is_annotation_layer(layer) -> bool:
-    return ANNOTATION_KEY in getattr(layer, "metadata", {})
