@@ -79,6 +79,16 @@ def apply_theme(viewer, figure, axes) -> None:
             spine.set_color(colours["text"])
 
 
+def ask_save_path(parent, path: str | None, title: str, default_name: str, file_filter: str) -> str | None:
+    """``path`` when given (scripts, tests), else the file the user picks in a save dialog (None: cancelled)."""
+    if path:
+        return path
+    from qtpy.QtWidgets import QFileDialog
+
+    chosen, _ = QFileDialog.getSaveFileName(parent, title, default_name, file_filter)
+    return chosen or None
+
+
 def notify_error(message: str) -> None:
     """A napari error notification (a message, never a traceback)."""
     from napari.utils.notifications import show_error

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_miro.stats import compare_statistics
 
-from ._common import apply_theme, notify_error, notify_info, themed_canvas
+from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
 from .session import ClusteringRun, session_for
 
 HISTOGRAMS = [
@@ -152,11 +152,8 @@ class StatisticsWidget(QWidget):
         if run is None:
             notify_error("No statistics yet: run MIRO + DBSCAN in the Cluster widget first.")
             return None
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export cluster statistics", f"{run.layer_name}_statistics.csv", "CSV (*.csv)"
-            )
-        if not path:
+        path = ask_save_path(self, path, "Export cluster statistics", f"{run.layer_name}_statistics.csv", "CSV (*.csv)")
+        if path is None:
             return None
         table = run.statistics.assign(method="MIRO + DBSCAN")
         if run.dbscan_statistics is not None:
@@ -173,11 +170,10 @@ class StatisticsWidget(QWidget):
         if name is None or name not in self.viewer.layers:
             notify_error("No clustered layer to save: run MIRO + DBSCAN in the Cluster widget first.")
             return None
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save clustered localizations", f"{run.layer_name}_clustered.csv", "ThunderSTORM CSV (*.csv)"
-            )
-        if not path:
+        path = ask_save_path(
+            self, path, "Save clustered localizations", f"{run.layer_name}_clustered.csv", "ThunderSTORM CSV (*.csv)"
+        )
+        if path is None:
             return None
         written = self.viewer.layers[name].save(path, plugin="napari-miro")
         notify_info(f"Clustered localizations written to {path}")

@@ -23,7 +23,15 @@ from qtpy.QtWidgets import (
 from napari_miro.devices import available_devices
 from napari_miro.train import PRESETS, suggest_delta
 
-from ._common import LayerChooser, apply_theme, notify_error, notify_info, start_worker, themed_canvas
+from ._common import (
+    LayerChooser,
+    apply_theme,
+    ask_save_path,
+    notify_error,
+    notify_info,
+    start_worker,
+    themed_canvas,
+)
 from .annotate_widget import read_annotations
 from .session import MODEL_KEY, layer_xy
 
@@ -272,9 +280,8 @@ class TrainWidget(QWidget):
         if trained is None:
             notify_error("There is no trained model on this layer to save: train one first.")
             return None
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Save MIRO model", f"{layer.name}.safetensors", MODEL_FILTER)
-        if not path:
+        path = ask_save_path(self, path, "Save MIRO model", f"{layer.name}.safetensors", MODEL_FILTER)
+        if path is None:
             return None
         try:
             trained.save(path)
