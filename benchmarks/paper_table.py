@@ -28,7 +28,7 @@ import pandas as pd
 from napari_miro import metrics, simulate
 from napari_miro.cluster import cluster_points, dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nieves2023"
@@ -134,14 +134,10 @@ def annotations(frames: list[pd.DataFrame], single: bool) -> AnnotatedData:
     if single:
         first = frames[0]
         return AnnotatedData.from_labels(first[["x", "y"]].to_numpy(), first["truth"].to_numpy(), which=[1])
-    xy, labels, offset, area = [], [], 0.0, 0.0
-    for number, frame in enumerate(frames):
-        points = frame[["x", "y"]].to_numpy() - [frame["x"].min() - offset, 0.0]
-        offset = points[:, 0].max() + 100_000.0
-        xy.append(points)
-        labels.append(np.where(frame["truth"] > 0, frame["truth"] + number * 100_000, 0))
-        area += float(np.prod(np.ptp(frame[["x", "y"]].to_numpy(), axis=0)))
-    return AnnotatedData.from_labels(np.concatenate(xy), np.concatenate(labels), area_nm2=area)
+    positions, field, area = lay_side_by_side(frames)
+    truth = np.concatenate([frame["truth"].to_numpy() for frame in frames])
+    labels = np.where(truth > 0, truth + field * 100_000, 0)  # labels are per field: make them unique
+    return AnnotatedData.from_labels(positions, labels, area_nm2=area)
 
 
 def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, device: str, preset: str) -> dict:

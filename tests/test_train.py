@@ -214,3 +214,18 @@ def test_out_of_memory_on_the_device_becomes_a_clear_message(monkeypatch):
     with pytest.raises(DeviceOutOfMemory, match="compact preset") as info:
         train(_ring_data(), _small_settings(), device="cpu")
     assert "CUDA out of memory" not in str(info.value)
+
+
+def test_fields_are_laid_side_by_side_far_apart():
+    import pandas as pd
+
+    from napari_miro.train import lay_side_by_side
+
+    first = pd.DataFrame({"x": [10.0, 110.0, 10.0], "y": [0.0, 0.0, 100.0]})
+    second = pd.DataFrame({"x": [500.0, 600.0, 500.0], "y": [5.0, 5.0, 105.0]})
+    positions, field, area = lay_side_by_side([first, second])
+    assert field.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(positions[:3], [[0, 0], [100, 0], [0, 100]])
+    assert positions[3:, 0].min() == pytest.approx(100 + 100_000)  # 100 um after the first field ends
+    np.testing.assert_allclose(positions[3:, 1], second["y"])
+    assert area == pytest.approx(2 * 5000.0)  # two right triangles of 100 x 100 nm

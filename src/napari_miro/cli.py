@@ -149,21 +149,19 @@ def annotated_from_files(
     pixel_size: float | None = None,
 ):
     """Annotated clusters from label columns of one or several files (files are laid side by side)."""
-    from napari_miro.train import AnnotatedData, _area
+    from napari_miro.train import AnnotatedData, lay_side_by_side
 
-    frames, offset = [], 0.0
+    frames = []
     for path in paths:
         df = _read(path, pixel_size)
         for column in [labels, classes, fine]:
             if column and column not in df:
                 raise UsageError(f"{Path(path).name} has no column {column!r} (it has {', '.join(df.columns)})")
-        df = df.assign(x=df["x"] - df["x"].min() + offset)
-        offset = float(df["x"].max()) + 100_000.0  # far apart: no graph edge or density window spans two files
         frames.append(df)
+    positions, file_index, area = lay_side_by_side(frames)
     table = pd.concat(frames, ignore_index=True)
     label_values = pd.to_numeric(table[labels], errors="coerce").fillna(0).to_numpy(np.int64)
     # labels are per file: make them unique over files
-    file_index = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
     chosen = np.zeros(len(table), bool) if clusters else label_values > 0
     for cluster in clusters or []:
         chosen |= label_values == cluster
@@ -172,11 +170,11 @@ def annotated_from_files(
         raise UsageError(f"no localization carries {wanted} in column {labels!r}")
     unique_labels = np.where(chosen, file_index * (label_values.max() + 1) + label_values, 0)
     return AnnotatedData.from_labels(
-        table[["x", "y"]].to_numpy(),
+        positions,
         unique_labels,
         classes=table[classes].to_numpy() if classes else None,
         fine=pd.to_numeric(table[fine], errors="coerce").fillna(0).to_numpy(np.int64) if fine else None,
-        area_nm2=sum(_area(f[["x", "y"]].to_numpy()) for f in frames),
+        area_nm2=area,
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
@@ -180,6 +181,20 @@ class AnnotatedData:
         return cls(positions, clusters, class_ids, class_names, fine_labels, area_nm2)
 
 
+def lay_side_by_side(tables: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Positions (nm) of several fields laid side by side along x, 100 um apart so that no graph edge or density
+    window spans two of them; also each row's field index and the fields' total area (convex hulls, nm^2)."""
+    positions, offset = [], 0.0
+    for table in tables:
+        xy = table[["x", "y"]].to_numpy(dtype=np.float64)
+        xy = xy - [xy[:, 0].min() - offset, 0.0]
+        offset = float(xy[:, 0].max()) + 100_000.0
+        positions.append(xy)
+    index = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+    area = sum(_area(t[["x", "y"]].to_numpy(dtype=np.float64)) for t in tables)
+    return np.concatenate(positions), index, float(area)
+
+
 def _cluster_extent(points: np.ndarray) -> float:
     """Largest distance between two points of a cluster (nm)."""
     try:
@@ -264,16 +279,16 @@ class FieldSynthesizer:
         self.pools: list[np.ndarray] = []
         self.pool_fine: list[np.ndarray] = []
         self.sizes = [len(c) for c in data.clusters]
+        #: per annotated cluster, the jitter of its copies: a quarter of its median nearest-neighbour distance
+        self.jitter = [0.25 * max(_median_nn_distance(data.positions[c]), 0.5) for c in data.clusters]
         for index, members in enumerate(data.clusters):
             points = data.positions[members] - data.positions[members].mean(axis=0)
             fine = data.fine_labels[index] if data.fine_labels is not None else np.zeros(len(points), np.int64)
-            jitter = 0.25 * max(_median_nn_distance(points), 0.5)
             for _ in range(4):  # 4 rounds of jittered copies: 16x the points
-                points = np.concatenate([points, points + rng.normal(0, jitter, points.shape)])
+                points = np.concatenate([points, points + rng.normal(0, self.jitter[index], points.shape)])
                 fine = np.concatenate([fine, fine])
             self.pools.append(points)
             self.pool_fine.append(fine)
-        self.jitter = [0.25 * max(_median_nn_distance(data.positions[c]), 0.5) for c in data.clusters]
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
         self.background_density, self.cluster_density = estimate_densities(data)
         # a field holds ~15 clusters (as the paper's fields do) within the point budget
@@ -283,8 +298,7 @@ class FieldSynthesizer:
         if expected > max_points:
             side *= math.sqrt(max_points / expected)
         self.fov_nm = float(max(side, 6 * self.cluster_radius))
-        uncertainty = 14.0
-        self.blink_sigma_nm = uncertainty
+        self.blink_sigma_nm = 14.0  #: median localization error of blinking background (the benchmark's)
 
     def field(self, rng: np.random.Generator) -> SyntheticField:
         """One random field: clusters from the pools plus background."""
