@@ -20,7 +20,7 @@ import pandas as pd
 
 from napari_miro.cluster import cluster_points, dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.stats import cluster_statistics
+from napari_miro.stats import cluster_statistics, overlay_histograms
 from napari_miro.train import PRESETS, AnnotatedData, fit_miro
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,21 +75,16 @@ def main() -> None:
 
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for axis, (column, label) in zip(axes, columns, strict=True):
-        values = [merged[m][column].dropna().to_numpy() for m in merged]
-        bins = np.histogram_bin_edges(np.concatenate(values), bins=25)
-        for (method, colour), value in zip(
-            (("MIRO + DBSCAN", "tab:orange"), ("DBSCAN alone", "tab:green")), values, strict=True
-        ):
-            axis.hist(
-                value,
-                bins=bins,
-                alpha=0.6,
-                color=colour,
-                label=f"{method} ({len(value)})",
-                weights=np.full(len(value), 1 / max(len(value), 1)),
-            )
+        overlay_histograms(
+            axis,
+            [
+                ("MIRO + DBSCAN", merged["MIRO + DBSCAN"][column], "tab:orange"),
+                ("DBSCAN alone", merged["DBSCAN alone"][column], "tab:green"),
+            ],
+            bins=25,
+            fractions=True,
+        )
         axis.set_xlabel(label)
-        axis.set_ylabel("fraction of clusters")
         axis.legend(fontsize=8)
     figure.suptitle("FGFR1 dSTORM, 10 cells: single-shot MIRO + DBSCAN against DBSCAN alone")
     figure.tight_layout()

@@ -38,3 +38,23 @@ def test_compare_statistics_labels_the_methods():
     table = cluster_statistics(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([1, 1, 1]))
     both = compare_statistics(table, table)
     assert both["method"].tolist() == ["MIRO + DBSCAN", "DBSCAN"]
+
+
+def test_overlay_histograms_share_bins_and_count_fractions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from napari_miro.stats import overlay_histograms
+
+    axis = Figure().subplots()
+    overlay_histograms(
+        axis, [("A", np.array([1.0, 2.0, 3.0, np.nan]), "red"), ("B", np.array([10.0]), "blue")], bins=5, fractions=True
+    )
+    heights_a = [p.get_height() for p in axis.patches[:5]]
+    heights_b = [p.get_height() for p in axis.patches[5:]]
+    assert sum(heights_a) == pytest.approx(1.0) and sum(heights_b) == pytest.approx(1.0)  # NaN left out
+    assert axis.patches[0].get_x() == pytest.approx(1.0) and axis.patches[5].get_x() == pytest.approx(1.0)
+    assert [t.get_text() for t in axis.legend().get_texts()] == ["A (3)", "B (1)"]
+    assert axis.get_ylabel() == "fraction of clusters"

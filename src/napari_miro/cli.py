@@ -324,6 +324,8 @@ def _demo_figure(positions, truth, miro, baseline, statistics, baseline_statisti
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from napari_miro.stats import overlay_histograms
+
     figure, axes = plt.subplots(2, 4, figsize=(18, 9))
     panels = [
         (positions, truth, "ground truth"),
@@ -345,10 +347,13 @@ def _demo_figure(positions, truth, miro, baseline, statistics, baseline_statisti
         ["localizations per cluster", "radius of gyration (nm)", "convex hull area (nm²)", "nearest neighbour (nm)"],
         strict=True,
     ):
-        values = [statistics[column].dropna(), baseline_statistics[column].dropna()]
-        bins = np.histogram_bin_edges(np.concatenate(values) if sum(map(len, values)) else [0, 1], bins=20)
-        axis.hist(values[1], bins=bins, alpha=0.6, label="DBSCAN alone", color="tab:green")
-        axis.hist(values[0], bins=bins, alpha=0.6, label="MIRO + DBSCAN", color="tab:orange")
+        overlay_histograms(
+            axis,
+            [
+                ("DBSCAN alone", baseline_statistics[column], "tab:green"),
+                ("MIRO + DBSCAN", statistics[column], "tab:orange"),
+            ],
+        )
         axis.set_xlabel(label)
         axis.legend()
     figure.tight_layout()

@@ -92,3 +92,19 @@ def cluster_statistics(
 def compare_statistics(miro: pd.DataFrame, dbscan: pd.DataFrame) -> pd.DataFrame:
     """Both tables stacked with a ``method`` column ("MIRO + DBSCAN", "DBSCAN"), for side-by-side plots."""
     return pd.concat([miro.assign(method="MIRO + DBSCAN"), dbscan.assign(method="DBSCAN")], ignore_index=True)
+
+
+def overlay_histograms(
+    axis, series: list[tuple[str, np.ndarray, str]], bins: int = 20, fractions: bool = False, alpha: float = 0.6
+) -> None:
+    """Histograms of several methods' values (label, values, colour), drawn in order on shared bins on a
+    matplotlib axis; with ``fractions`` each bar is a fraction of that method's clusters, so that methods
+    with different cluster counts compare. The label gets the method's count."""
+    values = [np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for _, v, _ in series]
+    joined = np.concatenate(values) if sum(len(v) for v in values) else np.array([0.0, 1.0])
+    edges = np.histogram_bin_edges(joined, bins=bins)
+    for (label, _, colour), value in zip(series, values, strict=True):
+        weights = np.full(len(value), 1.0 / max(len(value), 1)) if fractions else None
+        axis.hist(value, bins=edges, weights=weights, color=colour, alpha=alpha, label=f"{label} ({len(value)})")
+    if fractions:
+        axis.set_ylabel("fraction of clusters")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_miro.stats import compare_statistics
+from napari_miro.stats import compare_statistics, overlay_histograms
 
 from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
 from .session import ClusteringRun, session_for
@@ -20,10 +20,6 @@ HISTOGRAMS = [
     ("max_extent_nm", "maximum extent (nm)"),
 ]
 MIRO_COLOUR, DBSCAN_COLOUR = "#ff9d2e", "#3cc47c"
-
-
-def _fractions(values: np.ndarray) -> np.ndarray:
-    return np.full(len(values), 1.0 / max(len(values), 1))
 
 
 class StatisticsWidget(QWidget):
@@ -66,31 +62,12 @@ class StatisticsWidget(QWidget):
         miro, dbscan = run.statistics, run.dbscan_statistics
         for axis, (column, label) in zip(self.axes, HISTOGRAMS, strict=False):
             axis.clear()
-            values = [miro[column].dropna().to_numpy()]
+            series = [("MIRO + DBSCAN", miro[column], MIRO_COLOUR)]
             if dbscan is not None:
-                values.append(dbscan[column].dropna().to_numpy())
-            joined = np.concatenate(values) if sum(len(v) for v in values) else np.array([0.0, 1.0])
-            bins = np.histogram_bin_edges(joined, bins=20)
-            # fractions of each method's clusters, so that distributions compare whatever the cluster counts
-            if dbscan is not None:
-                axis.hist(
-                    values[1],
-                    bins=bins,
-                    weights=_fractions(values[1]),
-                    color=DBSCAN_COLOUR,
-                    alpha=0.55,
-                    label=f"DBSCAN alone ({len(dbscan)})",
-                )
-            axis.hist(
-                values[0],
-                bins=bins,
-                weights=_fractions(values[0]),
-                color=MIRO_COLOUR,
-                alpha=0.7,
-                label=f"MIRO + DBSCAN ({len(miro)})",
-            )
+                series.insert(0, ("DBSCAN alone", dbscan[column], DBSCAN_COLOUR))
+            overlay_histograms(axis, series, fractions=True)
             axis.set_xlabel(label, fontsize=8)
-            axis.set_ylabel("fraction of clusters", fontsize=7)
+            axis.yaxis.label.set_fontsize(7)
             axis.legend(fontsize=6)
             selector = SpanSelector(
                 axis,
