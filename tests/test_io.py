@@ -222,3 +222,11 @@ def test_every_shared_benchmark_file_opens(shared_data):
             assert df["index"].dtype.kind == "i"
         else:
             assert {"frame", "uncertainty"} <= set(df.columns)
+
+
+def test_dropped_rows_can_be_reported_to_a_callback(tmp_path):
+    messages = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning is raised when a callback takes the message
+        df = read_localizations(write(tmp_path, '"x [nm]","y [nm]"\n1,2\nNaN,3\n'), on_warning=messages.append)
+    assert len(df) == 1 and messages == ["locs.csv: dropped 1 of 2 rows whose x or y is empty, NaN or infinite."]

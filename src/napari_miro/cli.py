@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib.resources import files
@@ -71,12 +70,9 @@ def describe(df: pd.DataFrame, name: str) -> str:
 
 
 def _read(path: str | Path, pixel_size: float | None = None) -> pd.DataFrame:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        df = read_localizations(path, pixel_size_nm=pixel_size)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    return df
+    return read_localizations(
+        path, pixel_size, on_warning=lambda message: print(f"warning: {message}", file=sys.stderr)
+    )
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import csv
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,12 +202,15 @@ def _length_factor(spec: ColumnSpec, pixel_size_nm: float | None, path: Path) ->
     return LENGTH_UNITS_NM[unit]
 
 
-def read_localizations(path: str | Path, pixel_size_nm: float | None = None) -> pd.DataFrame:
+def read_localizations(
+    path: str | Path, pixel_size_nm: float | None = None, on_warning: Callable[[str], None] | None = None
+) -> pd.DataFrame:
     """Read a ThunderSTORM (or generic x/y) CSV into a DataFrame in nm.
 
     Args:
         path: the file to read.
         pixel_size_nm: camera pixel size, needed only when coordinates are in px.
+        on_warning: receives the messages about dropped rows (default: a UserWarning), e.g. a notification.
 
     Returns:
         A DataFrame with ``x``, ``y`` (and ``z``) in nm and every other column under its normalised name.
@@ -274,11 +278,11 @@ def read_localizations(path: str | Path, pixel_size_nm: float | None = None) -> 
             raise LocalizationFileError(
                 f"{path.name}: none of its {len(df)} rows has a finite x and y (all are empty, NaN or Inf)."
             )
-        warnings.warn(
-            f"{path.name}: dropped {n_dropped} of {len(df)} rows whose x or y is empty, NaN or infinite.",
-            UserWarning,
-            stacklevel=2,
-        )
+        message = f"{path.name}: dropped {n_dropped} of {len(df)} rows whose x or y is empty, NaN or infinite."
+        if on_warning is not None:
+            on_warning(message)
+        else:
+            warnings.warn(message, UserWarning, stacklevel=2)
         df = df.loc[valid].reset_index(drop=True)
 
     df.attrs = {

@@ -3,7 +3,6 @@ with the number of localizations kept shown live, then add the filtered Points l
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,18 +93,14 @@ class LoadWidget(QWidget):
 
     def read(self) -> pd.DataFrame | None:
         """Read the file and offer a range filter per numeric column."""
+        from napari.utils.notifications import show_warning
+
         pixel = self.pixel_size.value() or None
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                table = read_localizations(self.path.text().strip(), pixel_size_nm=pixel)
+            table = read_localizations(self.path.text().strip(), pixel_size_nm=pixel, on_warning=show_warning)
         except LocalizationFileError as error:
             notify_error(str(error))
             return None
-        from napari.utils.notifications import show_warning
-
-        for warning in caught:
-            show_warning(str(warning.message))
         self.table = table
         self._build_filters(table)
         self.add_button.setEnabled(True)

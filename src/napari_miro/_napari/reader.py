@@ -7,7 +7,6 @@ notification instead of a traceback.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,13 +40,9 @@ def read_localization_files(path: str | list[str], **_: Any) -> list:
     for item in paths:
         item = Path(item)
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                df = read_localizations(item)
+            df = read_localizations(item, on_warning=show_warning)
         except LocalizationFileError as error:
             show_error(str(error))
             continue
-        for warning in caught:
-            show_warning(str(warning.message))
         layers.append(points_layer_data(df, item.stem))
     return layers or NULL_LAYER
