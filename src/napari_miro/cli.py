@@ -5,6 +5,8 @@
                       [--fine COLUMN] [--preset compact|faithful] [--device auto|cpu|cuda|mps]
                       [--minutes M] [--steps N] [--delta NM] [--seed S] --out MODEL
     napari-miro cluster INPUT.csv --model MODEL [--eps E --min-samples M] --out OUT.csv [--stats STATS.csv]
+    napari-miro batch INPUTS... --model MODEL --out DIR [--eps E --min-samples M] [--workers N | --scheduler ADDR]
+                      [--group-by folder|REGEX] [--force]
     napari-miro demo [--sample rings] [--minutes 2] [--out demo_output]
 
 Imports neither Qt nor napari. Every bad argument or file gives a one-line error and exit code 2.
@@ -206,12 +208,19 @@ def _load_model(path: str):
     return TrainedMIRO.load(path)
 
 
+def _cluster_parameters(args: argparse.Namespace):
+    from napari_miro.batch import ClusterParameters
+
+    return ClusterParameters(
+        args.eps, args.min_samples, args.fine_eps, args.fine_min_samples, args.pixel_size, args.device
+    )
+
+
 def _cluster(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from napari_miro.cluster import cluster_table
+    from napari_miro.batch import cluster_file
 
-    df = _read(args.input, args.pixel_size)
     trained = _load_model(args.model)
     bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, disable=args.quiet, mininterval=1.0)
 
@@ -221,18 +230,73 @@ def _cluster(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        out, statistics, result = cluster_table(
-            df, trained, args.eps, args.min_samples, args.fine_eps, args.fine_min_samples, args.device, progress
+        summary = cluster_file(
+            args.input,
+            trained,
+            _cluster_parameters(args),
+            args.out,
+            args.stats,
+            progress,
+            on_warning=lambda message: print(f"warning: {message}", file=sys.stderr),
         )
     finally:
         bar.close()
-    write_thunderstorm(out, args.out)
-    if args.stats:
-        statistics.to_csv(args.stats, index=False)
     print(
-        f"{args.out}: {int(result.labels.max())} clusters, {np.mean(result.labels > 0):.0%} of {len(df):,} "
-        f"localizations clustered (eps {result.eps_nm:g} nm, min_samples {result.min_samples})"
+        f"{args.out}: {summary['n_clusters']} clusters, {summary['fraction_clustered']:.0%} of "
+        f"{summary['n_localizations']:,} localizations clustered (eps {summary['eps_nm']:g} nm, min_samples "
+        f"{summary['min_samples']})"
     )
+    return 0
+
+
+EXIT_SOME_FAILED = 1
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_miro.batch import BATCH_FIGURE, BATCH_REPORT, BATCH_STATISTICS, FAILED, run_batch
+
+    bar = None
+
+    def started(info: dict) -> None:
+        nonlocal bar
+        where = f"the scheduler at {args.scheduler}" if args.scheduler else "a local Dask cluster"
+        print(f"{info['files']} file(s) on {where} with {info['workers']} worker(s)", file=sys.stderr)
+        if info["dashboard"]:
+            print(f"Dask dashboard: {info['dashboard']}", file=sys.stderr)
+        bar = tqdm(total=info["files"], desc="files", unit="file", file=sys.stderr, disable=args.quiet)
+
+    def progress(done: int, total: int, outcome: dict) -> None:
+        if outcome["status"] == FAILED:
+            name, message = Path(outcome["file"]).name, outcome["error"]
+            tqdm.write(f"failed: {message if message.startswith(name) else f'{name}: {message}'}", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        result = run_batch(
+            args.inputs,
+            args.model,
+            args.out,
+            _cluster_parameters(args),
+            workers=args.workers,
+            scheduler=args.scheduler,
+            group_by=args.group_by,
+            force=args.force,
+            progress=progress,
+            on_start=started,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(result.summary())
+    out = Path(args.out)
+    figure = f", {BATCH_FIGURE}" if result.figure else ""
+    print(f"wrote {out / BATCH_STATISTICS}, {BATCH_REPORT}{figure} and one folder of results per file")
+    if result.n_failed:
+        print(f"napari-miro: {result.n_failed} file(s) failed; see {out / BATCH_REPORT}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     return 0
 
 
@@ -367,6 +431,15 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_clustering_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eps", type=float, default=None, help="DBSCAN eps in nm (default: the model's)")
+    parser.add_argument("--min-samples", type=int, default=None, help="DBSCAN min_samples (default: the model's)")
+    parser.add_argument("--fine-eps", type=float, default=None, help="fine-scale DBSCAN eps in nm (multiscale)")
+    parser.add_argument("--fine-min-samples", type=int, default=None, help="fine-scale DBSCAN min_samples")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-miro", description="MIRO clustering of SMLM localizations.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -394,16 +467,34 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser("cluster", help="MIRO + DBSCAN on a localization file")
     cluster.add_argument("input", help="localization file")
     cluster.add_argument("--model", required=True, help="model file written by 'napari-miro train'")
-    cluster.add_argument("--eps", type=float, default=None, help="DBSCAN eps in nm (default: the model's)")
-    cluster.add_argument("--min-samples", type=int, default=None, help="DBSCAN min_samples (default: the model's)")
-    cluster.add_argument("--fine-eps", type=float, default=None, help="fine-scale DBSCAN eps in nm (multiscale)")
-    cluster.add_argument("--fine-min-samples", type=int, default=None, help="fine-scale DBSCAN min_samples")
-    cluster.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
-    cluster.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
+    _add_clustering_arguments(cluster)
     cluster.add_argument("--out", required=True, help="clustered table to write (CSV)")
     cluster.add_argument("--stats", default=None, help="per-cluster statistics to write (CSV)")
     cluster.add_argument("--quiet", action="store_true", help="no progress bar")
     cluster.set_defaults(run=_cluster)
+
+    batch = commands.add_parser(
+        "batch",
+        help="MIRO + DBSCAN on many files with Dask (locally or on a cluster)",
+        description="Cluster every input file with one model, each file a Dask task. Exit code 0: every file "
+        "done or skipped; 1: some files failed (listed in batch_report.csv); 2: bad arguments.",
+    )
+    batch.add_argument("inputs", nargs="+", help="files, folders (searched for .csv/.txt) or glob patterns")
+    batch.add_argument("--model", required=True, help="model file written by 'napari-miro train'")
+    batch.add_argument("--out", required=True, help="output folder")
+    _add_clustering_arguments(batch)
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    where.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786)")
+    batch.add_argument(
+        "--group-by",
+        default=None,
+        help="group (condition) of each file: 'folder' (its parent folder) or a regular expression on its path "
+        "(the first group, or the whole match)",
+    )
+    batch.add_argument("--force", action="store_true", help="redo files whose results exist for this model")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(run=_batch)
 
     demo = commands.add_parser("demo", help="train single-shot on a bundled sample, cluster it, report accuracy")
     demo.add_argument("--sample", default="rings", help=f"one of {', '.join(SAMPLES)} (default rings)")

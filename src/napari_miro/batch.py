@@ -1,0 +1,507 @@
+"""Batch clustering of many localization files with Dask distributed, on one machine or on a cluster.
+
+Each file is one task: read, MIRO + DBSCAN, write the clustered table and its statistics (the same files as
+``napari-miro cluster``) and a small record with the fingerprint of model and parameters, so that a rerun skips
+finished files. A failing file never stops the batch: it is listed with its error in the batch report.
+
+Pure core: imports neither Qt nor napari (Dask distributed is imported when a batch runs).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from napari_miro import __version__
+from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
+
+__all__ = [
+    "BatchResult",
+    "ClusterParameters",
+    "OutputPaths",
+    "cluster_file",
+    "find_inputs",
+    "group_of",
+    "run_batch",
+    "run_fingerprint",
+]
+
+#: File name endings the batch picks up inside folders (those napari-miro's reader opens).
+INPUT_SUFFIXES = (".csv", ".txt")
+#: Names of the batch-wide outputs inside the output folder.
+BATCH_STATISTICS = "batch_statistics.csv"
+BATCH_REPORT = "batch_report.csv"
+BATCH_FIGURE = "batch_summary.png"
+#: Statuses of a file in the batch report.
+DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped", "failed", "not run"
+
+
+@dataclass(frozen=True)
+class ClusterParameters:
+    """What, besides the model, decides a file's clustering (None: the model's own value)."""
+
+    eps_nm: float | None = None
+    min_samples: int | None = None
+    fine_eps_nm: float | None = None
+    fine_min_samples: int | None = None
+    pixel_size_nm: float | None = None
+    device: str = "cpu"
+
+
+def run_fingerprint(model_bytes: bytes, parameters: ClusterParameters) -> str:
+    """A hash of the model file, the parameters and the napari-miro version: equal fingerprints, equal results."""
+    digest = hashlib.sha256(model_bytes)
+    described = {**asdict(parameters), "napari_miro": __version__}
+    described.pop("device")  # the device does not change the clusters
+    digest.update(json.dumps(described, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def cluster_file(
+    input_path: str | Path,
+    trained,
+    parameters: ClusterParameters,
+    table_path: str | Path,
+    statistics_path: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> dict:
+    """MIRO + DBSCAN on one localization file; writes the clustered table (ThunderSTORM CSV) and, when asked,
+    the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, eps, min_samples).
+    The input file is never modified."""
+    from napari_miro.cluster import cluster_table
+
+    if Path(table_path).resolve() == Path(input_path).resolve():
+        raise ValueError(f"{Path(input_path).name}: the output would overwrite the input; choose another output.")
+    df = read_localizations(input_path, parameters.pixel_size_nm, on_warning=on_warning)
+    out, statistics, result = cluster_table(
+        df,
+        trained,
+        parameters.eps_nm,
+        parameters.min_samples,
+        parameters.fine_eps_nm,
+        parameters.fine_min_samples,
+        parameters.device,
+        progress,
+    )
+    write_thunderstorm(out, table_path)
+    if statistics_path is not None:
+        statistics.to_csv(statistics_path, index=False)
+    return {
+        "n_localizations": len(df),
+        "n_dropped": int(df.attrs.get("n_dropped", 0)),
+        "n_clusters": int(result.labels.max()) if len(result.labels) else 0,
+        "fraction_clustered": float(np.mean(result.labels > 0)) if len(result.labels) else 0.0,
+        "eps_nm": float(result.eps_nm),
+        "min_samples": int(result.min_samples),
+    }
+
+
+# --- inputs, outputs and groups -----------------------------------------------------------------------------
+
+
+def find_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files from files, folders (searched recursively for .csv/.txt) and glob patterns, in a stable order,
+    each once. Raises ValueError for an input that names nothing."""
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            if not matches:
+                raise ValueError(f"{text}: the folder holds no .csv or .txt file.")
+        elif path.is_file():
+            matches = [path]
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise ValueError(f"{text}: no file matches this pattern.")
+        else:
+            raise ValueError(f"{text}: no such file or folder.")
+        found.extend(matches)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ValueError("no input file given.")
+    return unique
+
+
+def common_root(paths: Sequence[Path]) -> Path:
+    """The deepest folder holding every path."""
+    return Path(os.path.commonpath([str(p.parent) for p in paths]))
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one input's results go."""
+
+    table: Path  #: the clustered table (every input column + cluster, x_collapsed, y_collapsed, ...)
+    statistics: Path  #: per-cluster statistics
+    record: Path  #: JSON: fingerprint, parameters, summary; written last, so it marks a finished file
+
+    @classmethod
+    def for_input(cls, path: Path, root: Path, out_dir: Path) -> OutputPaths:
+        """Outputs mirror the input's place under ``root`` inside ``out_dir``/files (so equal names in
+        different folders never collide)."""
+        relative = path.relative_to(root)
+        base = out_dir / "files" / relative.parent / relative.stem
+        return cls(
+            base.with_name(base.name + "_clustered.csv"),
+            base.with_name(base.name + "_statistics.csv"),
+            base.with_name(base.name + "_record.json"),
+        )
+
+
+def group_of(path: Path, root: Path, pattern: str | None) -> str:
+    """The group (condition) of a file. No pattern: "all"; "folder": the name of its parent folder;
+    anything else is a regular expression searched in the path relative to the inputs' common folder (with
+    "/" separators): its first group, or the whole match. A file that does not match is "ungrouped"."""
+    if not pattern:
+        return "all"
+    if pattern == "folder":
+        return path.parent.name or "all"
+    match = re.search(pattern, path.relative_to(root).as_posix())
+    if match is None:
+        return "ungrouped"
+    return match.group(1) if match.groups() and match.group(1) is not None else match.group(0)
+
+
+def check_group_pattern(pattern: str | None) -> None:
+    """A clear error for a --group-by value that is not a regular expression."""
+    if pattern and pattern != "folder":
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"--group-by {pattern!r} is not a regular expression ({error}).") from None
+
+
+# --- one file, on a worker ----------------------------------------------------------------------------------
+
+_MODEL_CACHE: dict[str, object] = {}
+
+
+def _model_from_bytes(model_bytes: bytes, fingerprint: str):
+    """The model, loaded once per worker process (safetensors: loading runs no code from the file)."""
+    import tempfile
+
+    from napari_miro.cluster import TrainedMIRO
+
+    key = hashlib.sha256(model_bytes).hexdigest()
+    if key not in _MODEL_CACHE:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{fingerprint[:12]}.safetensors"
+            path.write_bytes(model_bytes)
+            _MODEL_CACHE.clear()
+            _MODEL_CACHE[key] = TrainedMIRO.load(path)
+    return _MODEL_CACHE[key]
+
+
+def finished_record(paths: OutputPaths, fingerprint: str) -> dict | None:
+    """The record of a finished file for this fingerprint whose outputs still exist, else None."""
+    try:
+        record = json.loads(paths.record.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != fingerprint or not (paths.table.is_file() and paths.statistics.is_file()):
+        return None
+    return record
+
+
+def process_file(
+    input_path: str,
+    model_bytes: bytes,
+    fingerprint: str,
+    parameters: ClusterParameters,
+    paths: OutputPaths,
+    force: bool = False,
+    torch_threads: int | None = None,
+) -> dict:
+    """One batch task: skip a finished file, else cluster it. Never raises: a failure is returned with its
+    message, so that one bad file does not stop the batch."""
+    start = time.perf_counter()
+    outcome = {"file": input_path, "status": FAILED, "error": "", "seconds": 0.0}
+    if not force and (record := finished_record(paths, fingerprint)) is not None:
+        return {**outcome, **record["summary"], "status": SKIPPED}
+    warnings: list[str] = []
+    try:
+        import torch
+
+        from napari_miro.cluster import ModelFileError
+        from napari_miro.devices import DeviceOutOfMemory
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        trained = _model_from_bytes(model_bytes, fingerprint)
+        paths.table.parent.mkdir(parents=True, exist_ok=True)
+        paths.record.unlink(missing_ok=True)  # a file being redone is not finished until its record is back
+        # write beside the final names, then rename: an interrupted batch never leaves half a table behind
+        partial = OutputPaths(*(p.with_name(p.name + ".partial") for p in asdict(paths).values()))
+        summary = cluster_file(
+            input_path, trained, parameters, partial.table, partial.statistics, on_warning=warnings.append
+        )
+        os.replace(partial.table, paths.table)
+        os.replace(partial.statistics, paths.statistics)
+        record = {
+            "fingerprint": fingerprint,
+            "input": input_path,
+            "parameters": asdict(parameters),
+            "napari_miro": __version__,
+            "summary": summary,
+            "warnings": warnings,
+        }
+        partial.record.write_text(json.dumps(record, indent=2))
+        os.replace(partial.record, paths.record)
+        return {**outcome, **summary, "status": DONE, "seconds": time.perf_counter() - start}
+    except (LocalizationFileError, ModelFileError, DeviceOutOfMemory, ValueError, OSError) as error:
+        message = str(error)
+    except Exception as error:  # an unexpected failure: still only this file's
+        message = f"{type(error).__name__}: {error}"
+    return {**outcome, "error": message, "seconds": time.perf_counter() - start}
+
+
+# --- the batch ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced: one report row per file and the statistics of every finished file."""
+
+    out_dir: Path
+    report: pd.DataFrame  #: file, group, status, error, seconds, n_localizations, n_clusters, ...
+    statistics: pd.DataFrame  #: every cluster of every finished file, with file and group columns
+    seconds: float
+    dashboard: str | None = None
+    figure: Path | None = None
+    workers: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_failed(self) -> int:
+        return int((self.report["status"] == FAILED).sum())
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.report["status"].isin([DONE, SKIPPED]).all())
+
+    def summary(self) -> str:
+        counts = self.report["status"].value_counts()
+        parts = [f"{counts.get(s, 0)} {s}" for s in (DONE, SKIPPED, FAILED, NOT_RUN) if counts.get(s, 0)]
+        return (
+            f"{len(self.report)} files ({', '.join(parts)}) in {self.seconds:.1f} s on {self.workers} worker(s); "
+            f"{len(self.statistics)} clusters"
+        )
+
+
+def _client(workers: int | None, scheduler: str | None, n_files: int):
+    """(client, owned cluster or None, torch threads per task): an existing scheduler, else a LocalCluster
+    of worker processes (one thread each, the cores shared among them for PyTorch)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None, None
+        except OSError as error:
+            raise ValueError(f"could not reach the Dask scheduler at {scheduler} ({error}).") from None
+    cores = os.cpu_count() or 1
+    n_workers = max(1, min(workers or cores, n_files))
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    return Client(cluster), cluster, max(1, cores // n_workers)
+
+
+def dashboard_link(client) -> str | None:
+    """The Dask dashboard's address when something answers there (schedulers started without a dashboard
+    may still list one)."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        link = client.dashboard_link
+        address = urlparse(link)
+        with socket.create_connection((address.hostname, address.port), timeout=1.0):
+            return link
+    except Exception:  # no dashboard: nothing to print
+        return None
+
+
+def run_batch(
+    inputs: Sequence[str | Path],
+    model_path: str | Path,
+    out_dir: str | Path,
+    parameters: ClusterParameters | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    group_by: str | None = None,
+    force: bool = False,
+    progress: Callable[[int, int, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_start: Callable[[dict], None] | None = None,
+    figure: bool = True,
+) -> BatchResult:
+    """Cluster every input with one model on Dask: a LocalCluster of ``workers`` processes (default: one per
+    core) or the scheduler at ``scheduler``. Writes per-file outputs under ``out_dir``/files and, for the
+    batch, batch_statistics.csv, batch_report.csv and batch_summary.png. ``progress(done, total, outcome)``
+    follows each file; ``should_stop()`` cancels the files not yet started."""
+    from distributed import wait
+
+    from napari_miro.cluster import TrainedMIRO
+
+    parameters = parameters or ClusterParameters()
+    check_group_pattern(group_by)
+    files = find_inputs(inputs)
+    model_path = Path(model_path)
+    TrainedMIRO.load(model_path)  # a clear error here, before any worker starts, for a missing or foreign file
+    model_bytes = model_path.read_bytes()
+    fingerprint = run_fingerprint(model_bytes, parameters)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = common_root(files)
+    planned = [(path, OutputPaths.for_input(path, root, out_dir), group_of(path, root, group_by)) for path in files]
+    start = time.perf_counter()
+    client, cluster, torch_threads = _client(workers, scheduler, len(files))
+    outcomes: dict[str, dict] = {}
+    try:
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        dashboard = dashboard_link(client)
+        if on_start is not None:
+            on_start({"workers": n_workers, "dashboard": dashboard, "files": len(files)})
+        shared_model = client.scatter(model_bytes, broadcast=True)
+        futures = {
+            client.submit(
+                process_file,
+                str(path),
+                shared_model,
+                fingerprint,
+                parameters,
+                paths,
+                force,
+                torch_threads,
+                key=f"napari-miro-{index}-{fingerprint[:8]}-{time.time_ns()}",
+                pure=False,
+            ): str(path)
+            for index, (path, paths, _) in enumerate(planned)
+        }
+        pending = set(futures)
+        while pending:
+            if should_stop is not None and should_stop():
+                client.cancel(list(pending))
+                break
+            try:
+                finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in finished:
+                try:
+                    outcome = future.result()
+                except Exception as error:  # the worker itself died (memory, killed): this file failed
+                    outcome = {"file": futures[future], "status": FAILED, "error": f"{type(error).__name__}: {error}"}
+                outcomes[futures[future]] = outcome
+                if progress is not None:
+                    progress(len(outcomes), len(files), outcome)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    seconds = time.perf_counter() - start
+    result = assemble(planned, outcomes, out_dir, seconds, figure=figure)
+    result.dashboard, result.workers = dashboard, n_workers
+    return result
+
+
+def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, figure: bool = True) -> BatchResult:
+    """The batch report and the batch statistics table (+ summary figure) from the files' outcomes."""
+    rows, tables = [], []
+    for path, paths, group in planned:
+        outcome = outcomes.get(str(path), {"status": NOT_RUN, "error": "stopped before this file ran"})
+        rows.append(
+            {
+                "file": str(path),
+                "group": group,
+                "status": outcome["status"],
+                "error": outcome.get("error", ""),
+                "seconds": round(float(outcome.get("seconds", 0.0)), 3),
+                "n_localizations": outcome.get("n_localizations", np.nan),
+                "n_clusters": outcome.get("n_clusters", np.nan),
+                "fraction_clustered": outcome.get("fraction_clustered", np.nan),
+                "clustered_table": str(paths.table) if outcome["status"] in (DONE, SKIPPED) else "",
+            }
+        )
+        if outcome["status"] in (DONE, SKIPPED):
+            table = pd.read_csv(paths.statistics, keep_default_na=False, na_values=[""])
+            tables.append(table.assign(file=str(path), group=group))
+    report = pd.DataFrame(rows)
+    statistics = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["file", "group"])
+    front = ["file", "group"]
+    statistics = statistics[front + [c for c in statistics.columns if c not in front]]
+    report.to_csv(out_dir / BATCH_REPORT, index=False)
+    statistics.to_csv(out_dir / BATCH_STATISTICS, index=False)
+    result = BatchResult(out_dir, report, statistics, seconds)
+    if figure and len(statistics):
+        result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE)
+    return result
+
+
+#: The statistics the batch summary compares between groups: (column, axis label).
+SUMMARY_STATISTICS = [
+    ("n_localizations", "localizations per cluster"),
+    ("radius_of_gyration_nm", "radius of gyration (nm)"),
+    ("nearest_neighbour_nm", "nearest-neighbour distance (nm)"),
+]
+
+
+def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
+    """Per-group histograms (fractions of each group's clusters) of the summary statistics, one axis each."""
+    from matplotlib import colormaps
+
+    from napari_miro.stats import overlay_histograms
+
+    groups = sorted(statistics["group"].astype(str).unique())
+    colours = colormaps["tab10"](np.arange(len(groups)) % 10)
+    for axis, (column, label) in zip(axes, SUMMARY_STATISTICS, strict=False):
+        series = [
+            (group, statistics.loc[statistics["group"].astype(str) == group, column].to_numpy(float), colour)
+            for group, colour in zip(groups, colours, strict=True)
+        ]
+        overlay_histograms(axis, series, bins=25, fractions=True, alpha=0.5 if len(groups) > 1 else 0.8)
+        axis.set_xlabel(label)
+        axis.legend(fontsize=7)
+
+
+def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
+    """A PNG of the per-group histograms of the batch's clusters (no pyplot: safe beside a running viewer)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5 * len(SUMMARY_STATISTICS), 4), tight_layout=True)
+    axes = figure.subplots(1, len(SUMMARY_STATISTICS))
+    draw_group_histograms(axes, statistics)
+    figure.suptitle(f"{len(statistics)} clusters from {statistics['file'].nunique()} file(s)")
+    figure.savefig(path, dpi=90)
+    return path
+
+
+def group_summary(statistics: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: files, clusters, and the medians of the summary statistics."""
+    if statistics.empty:
+        return pd.DataFrame(columns=["group", "files", "clusters"])
+    grouped = statistics.groupby("group")
+    table = pd.DataFrame({"files": grouped["file"].nunique(), "clusters": grouped.size()})
+    for column, _ in SUMMARY_STATISTICS:
+        table[f"median_{column}"] = grouped[column].median()
+    return table.reset_index()
