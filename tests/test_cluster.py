@@ -152,3 +152,17 @@ def test_classes_and_multiscale_outputs_reach_the_result():
     assert result.fine_labels is not None and result.fine_labels.shape == (300,)
     assert set(result.cluster_class) == set(np.unique(result.labels[result.labels > 0]).tolist())
     assert ((result.fine_labels == 0) | (result.labels > 0)).all()  # fine clusters only inside coarse ones
+
+
+def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rings, rings_field):
+    from dataclasses import replace as replace_settings
+
+    trained, _ = trained_rings
+    positions = rings_field[["x", "y"]].to_numpy()
+    once = collapse(trained, positions)
+    twice_model = type(trained)(trained.model, replace_settings(trained.settings, passes=2))
+    twice = collapse(twice_model, positions)
+    again = collapse(trained, once.positions)
+    np.testing.assert_allclose(twice.positions, again.positions, atol=1e-9)
+    np.testing.assert_allclose(twice.displacement, positions - again.positions, atol=1e-9)
+    assert not np.allclose(twice.positions, once.positions)

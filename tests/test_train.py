@@ -4,6 +4,7 @@ collapses clusters and beats DBSCAN alone, cancellation, devices."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -229,3 +230,28 @@ def test_fields_are_laid_side_by_side_far_apart():
     assert positions[3:, 0].min() == pytest.approx(100 + 100_000)  # 100 um after the first field ends
     np.testing.assert_allclose(positions[3:, 1], second["y"])
     assert area == pytest.approx(2 * 5000.0)  # two right triangles of 100 x 100 nm
+
+
+def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget():
+    from napari_miro.cluster import TrainedMIRO
+    from napari_miro.train import fit_miro
+
+    data = _ring_data()
+    handed = []
+
+    def on_model(minutes, model):
+        time.sleep(1.5)  # a slow consumer: its time must not count as training time
+        handed.append((minutes, model))
+
+    settings = _small_settings(optimizer_steps=10**6, max_minutes=0.05)  # 3 s of training
+    _, result = fit_miro(data, settings, device="cpu", checkpoint_minutes=[0.0, 0.02], on_model=on_model)
+    assert [minutes for minutes, _ in handed] == [0.0, 0.02]
+    for _, model in handed:
+        assert isinstance(model, TrainedMIRO) and model.settings.eps_nm > 0
+        assert model.settings.training["optimizer_steps"] >= 1
+    assert handed[0][1].settings.training["optimizer_steps"] < handed[1][1].settings.training["optimizer_steps"]
+    assert result.out_of_time
+    loop_seconds = result.history[-1]["seconds"] - result.history[0]["seconds"]
+    assert loop_seconds > 3.0  # the 3 s of training were all spent training, besides the 3 s of waiting
+    positions = data.positions
+    assert cluster_points(handed[0][1], positions).labels.shape == (len(positions),)

@@ -70,6 +70,8 @@ class MIROSettings:
     dbscan_min_samples: int | None = None
     preset: str = "compact"
     training: dict = field(default_factory=dict)  #: summary of the training run
+    #: times the network is applied: each pass rebuilds the graph on the previous pass's collapsed positions
+    passes: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,8 +192,33 @@ def collapse(
 
     ``tile_nm`` is the side of a tile's core (default: twice the training field size, so that the margins add
     ~56% of redundant work); ``tile_origin`` shifts the tile grid (used to test that results do not depend on
-    where tiles fall).
+    where tiles fall). With ``settings.passes`` > 1 the network is applied again to the collapsed positions
+    (classes and the fine scale come from the first pass).
     """
+    options = {"device": device, "tile_nm": tile_nm, "margin_nm": margin_nm, "tile_origin": tile_origin,
+               "max_nodes_per_batch": max_nodes_per_batch, "should_stop": should_stop, "seed": seed}  # fmt: skip
+    passes = max(1, int(trained.settings.passes))
+    result = _collapse_once(trained, positions, progress=progress, **options)
+    for _ in range(passes - 1):
+        again = _collapse_once(trained, result.positions, **options)
+        result = Collapsed(again.positions, np.asarray(positions) - again.positions, result.class_id,
+                           result.fine_positions)  # fmt: skip
+    return result
+
+
+def _collapse_once(
+    trained: TrainedMIRO,
+    positions: np.ndarray,
+    device: str | torch.device = "cpu",
+    tile_nm: float | None = None,
+    margin_nm: float | None = None,
+    tile_origin: np.ndarray | None = None,
+    max_nodes_per_batch: int = 60000,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    seed: int = 0,
+) -> Collapsed:
+    """One application of the network to every tile of a point cloud."""
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     settings = trained.settings
     device = resolve_device(device) if isinstance(device, str) else device

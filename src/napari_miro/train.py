@@ -72,6 +72,7 @@ class TrainingSettings:
     background: str = "uniform"  #: "uniform" or "blinking"
     max_points_per_field: int = 4000
     amp: bool | None = None  #: mixed precision (bfloat16) on CUDA; None = on when the device is CUDA
+    passes: int = 1  #: inference: times the network is applied (each on the previous pass's output)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -598,6 +599,8 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     fields: TrainingFields | None = None,
     initial_model: MIRO | None = None,
+    checkpoint_minutes: Sequence[float] = (),
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> TrainingResult:
     """Train MIRO from annotated clusters.
 
@@ -611,6 +614,10 @@ def train(
             so far (lowest validation loss) is returned with ``stopped_early=True``.
         fields: training fields made earlier by :func:`make_training_fields` (to reuse them).
         initial_model: start from these weights (fine-tuning) instead of a random initialisation.
+        checkpoint_minutes: training times (minutes of the loop) at which the model is validated and
+            ``on_checkpoint`` gets ``{"minutes", "step", "state"}``: the state dict of the best model so far
+            (what a stop at that moment would return), e.g. to show a first result early or to measure
+            accuracy against time. Time spent in ``on_checkpoint`` does not count against ``max_minutes``.
     """
     settings = settings or PRESETS["compact"]
     torch.manual_seed(settings.seed)
@@ -644,6 +651,7 @@ def train(
     best_state = copy.deepcopy(model.state_dict())
     running = None
     step = 0
+    pending_checkpoints = sorted(checkpoint_minutes)
     for step in range(1, total_steps + 1):
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > 60 * settings.max_minutes
         if stop() or (out_of_time and step > 1):
@@ -669,6 +677,26 @@ def train(
                 result.best_validation_loss = record["validation_loss"]
                 result.best_step = step
                 best_state = copy.deepcopy(model.state_dict())
+        if pending_checkpoints and time.perf_counter() - loop_start >= 60 * pending_checkpoints[0]:
+            minutes = pending_checkpoints.pop(0)
+            if "validation_loss" not in record:
+                record["validation_loss"] = _evaluate(model, fields.validation, settings, target_device)
+                if record["validation_loss"] < result.best_validation_loss:
+                    result.best_validation_loss, result.best_step = record["validation_loss"], step
+                    best_state = copy.deepcopy(model.state_dict())
+            if on_checkpoint is not None:
+                paused = time.perf_counter()
+                on_checkpoint(
+                    {
+                        "minutes": minutes,
+                        "step": step,
+                        "best_step": result.best_step,
+                        "state": best_state,
+                        "config": model.config,
+                        "fields": fields,
+                    }
+                )
+                loop_start += time.perf_counter() - paused  # the callback's time is not training time
         result.history.append(record)
         if progress is not None:
             progress({"phase": "training", "total": total_steps, **record})
@@ -687,36 +715,32 @@ def train(
     return result
 
 
-def fit_miro(
+def package_model(
+    model: MIRO,
     data: AnnotatedData,
-    settings: TrainingSettings | None = None,
-    device: str = "auto",
-    progress: ProgressCallback | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    initial_model: MIRO | None = None,
-) -> tuple[TrainedMIRO, TrainingResult]:
-    """Train, then tune DBSCAN on the validation fields: a model ready for :func:`cluster_points`."""
-    settings = settings or PRESETS["compact"]
-    result = train(data, settings, device, progress, should_stop, initial_model=initial_model)
-    synthesizer = result.fields.synthesizer
+    settings: TrainingSettings,
+    fields: TrainingFields,
+    training: dict | None = None,
+) -> TrainedMIRO:
+    """A trained network with everything needed to apply it, DBSCAN tuned on fresh synthetic fields."""
+    synthesizer = fields.synthesizer
     class_names = (
         data.class_names or ["background"] + [f"class {i}" for i in range(1, data.n_classes)] if data.n_classes else []
     )
     trained = TrainedMIRO(
-        result.model.cpu(),
+        model.cpu().eval(),
         MIROSettings(
-            delta_nm=result.delta_nm,
-            displacement_unit_nm=result.fields.unit_nm,
+            delta_nm=fields.delta_nm,
+            displacement_unit_nm=fields.unit_nm,
             scale_encodings=settings.scale_encodings,
             edge_scale_nm=settings.edge_scale_nm,
             field_size_nm=synthesizer.fov_nm,
             class_names=list(class_names),
             preset=settings.preset,
-            training={**result.summary(), "settings": settings.to_dict()},
+            training={**(training or {}), "settings": settings.to_dict()},
+            passes=settings.passes,
         ),
     )
-    if progress is not None:
-        progress({"phase": "tuning", "step": 0, "total": 1})
     rng = np.random.default_rng(settings.seed + 3)
     tuning_fields = [synthesizer.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
     suggestion = suggest_parameters(trained, tuning_fields, min_cluster_size=min(synthesizer.sizes))
@@ -724,6 +748,43 @@ def fit_miro(
         if hasattr(trained.settings, name):
             setattr(trained.settings, name, value)
     trained.settings.training["tuning"] = suggestion
+    return trained
+
+
+def fit_miro(
+    data: AnnotatedData,
+    settings: TrainingSettings | None = None,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    initial_model: MIRO | None = None,
+    checkpoint_minutes: Sequence[float] = (),
+    on_model: Callable[[float, TrainedMIRO], None] | None = None,
+) -> tuple[TrainedMIRO, TrainingResult]:
+    """Train, then tune DBSCAN on synthetic fields: a model ready for :func:`cluster_points`. At each of
+    ``checkpoint_minutes`` of training, ``on_model(minutes, model)`` gets the best model so far, ready to use
+    (a first result to show while training goes on, or accuracy against time)."""
+    settings = settings or PRESETS["compact"]
+
+    def checkpoint(info: dict) -> None:
+        model = MIRO(info["config"])
+        model.load_state_dict(info["state"])
+        training = {"optimizer_steps": info["step"], "best_step": info["best_step"], "minutes": info["minutes"]}
+        on_model(info["minutes"], package_model(model, data, settings, info["fields"], training))
+
+    result = train(
+        data,
+        settings,
+        device,
+        progress,
+        should_stop,
+        initial_model=initial_model,
+        checkpoint_minutes=checkpoint_minutes if on_model is not None else (),
+        on_checkpoint=checkpoint if on_model is not None else None,
+    )
+    if progress is not None:
+        progress({"phase": "tuning", "step": 0, "total": 1})
+    trained = package_model(result.model, data, settings, result.fields, result.summary())
     if progress is not None:
         progress({"phase": "tuning", "step": 1, "total": 1})
     return trained, result

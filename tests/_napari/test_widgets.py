@@ -86,7 +86,8 @@ def test_annotate_widget_opens_a_lasso_layer_and_counts(rings_viewer):
     assert "1 annotated cluster(s)" in widget.summary.text()
 
 
-def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path):
+def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "PREVIEW_MINUTES", (0.01,))  # a first model after 0.6 s of training
     source = rings_viewer.layers["rings"]
     before_data, before_features = np.array(source.data), source.features.copy()
     _annotate(rings_viewer)
@@ -101,6 +102,11 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path):
     assert MODEL_KEY in source.metadata
     assert trainer.train_button.text() == "Train"
     assert trainer._losses and "model:" in trainer.status.text()
+    # a first model came while training went on, with a preview of its clusters (refreshed with the final one)
+    assert any("First MIRO model" in message for message in messages["info"]), messages["info"]
+    qtbot.waitUntil(lambda: "rings preview" in rings_viewer.layers, timeout=30_000)
+    preview = rings_viewer.layers["rings preview"]
+    assert len(preview.data) == len(source.data) and preview.features["cluster"].max() > 0
 
     statistics = StatisticsWidget(rings_viewer)
     cluster = ClusterWidget(rings_viewer)

@@ -8,13 +8,17 @@ from qtpy.QtWidgets import QComboBox, QSizePolicy
 
 
 class LayerChooser(QComboBox):
-    """A combo box of the viewer's layers of one kind, kept up to date as layers come and go."""
+    """A combo box of the viewer's layers of one kind, kept up to date as layers come and go (training
+    previews are left out: they are replaced while training goes on)."""
 
     def __init__(self, viewer, kind: type, parent=None, exclude: Callable[[object], bool] | None = None) -> None:
+        from .session import PREVIEW_KEY
+
         super().__init__(parent)
         self.viewer = viewer
         self.kind = kind
-        self.exclude = exclude or (lambda layer: False)
+        extra = exclude or (lambda layer: False)
+        self.exclude = lambda layer: PREVIEW_KEY in getattr(layer, "metadata", {}) or extra(layer)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.reordered):
             event.connect(self.refresh)
         self.refresh()

@@ -17,6 +17,7 @@ from .layers import layer_to_dataframe
 
 MODEL_KEY = "napari_miro_model"  #: layer.metadata key of the TrainedMIRO attached to a layer
 ANNOTATION_KEY = "napari_miro_annotates"  #: Shapes layer metadata: the name of the layer it annotates
+PREVIEW_KEY = "napari_miro_preview"  #: metadata of a layer that previews clusters during training
 
 
 @dataclass

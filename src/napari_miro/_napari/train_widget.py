@@ -6,8 +6,10 @@ import threading
 import time
 from dataclasses import replace
 
+import numpy as np
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -38,10 +40,17 @@ from .session import MODEL_KEY, layer_xy
 MODEL_FILTER = "napari-miro model (*.safetensors)"
 
 
+#: Minutes of training after which the best model so far is handed over (first result, then refinements).
+PREVIEW_MINUTES = (0.5, 1.5, 4.0, 10.0, 30.0, 90.0)
+#: Layers up to this size get a live preview of the clusters (larger ones: the model only, to cluster by hand).
+PREVIEW_MAX_POINTS = 200_000
+
+
 class _Relay(QObject):
-    """Carries progress from the training thread to the main thread (queued Qt signal)."""
+    """Carries progress from the training thread to the main thread (queued Qt signals)."""
 
     progressed = Signal(dict)
+    model_ready = Signal(float, object)
 
 
 class TrainWidget(QWidget):
@@ -73,6 +82,12 @@ class TrainWidget(QWidget):
         self.minutes.setRange(0.05, 24 * 60)
         self.minutes.setValue(3.0)
         self.minutes.setSuffix(" min")
+        self.preview = QCheckBox("first result after ~30 s, refined while training goes on")
+        self.preview.setChecked(True)
+        self.preview.setToolTip(
+            "the best model so far is attached to the layer (the Cluster widget can use it at once) and, for "
+            f"layers of up to {PREVIEW_MAX_POINTS:,} localizations, its clusters are shown in a preview layer"
+        )
         self.train_button = QPushButton("Train")
         self.save_button = QPushButton("Save model...")
         self.load_button = QPushButton("Load model...")
@@ -95,6 +110,7 @@ class TrainWidget(QWidget):
         files.addWidget(self.load_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.preview)
         layout.addWidget(self.train_button)
         layout.addWidget(self.canvas)
         layout.addWidget(self.status)
@@ -182,7 +198,9 @@ class TrainWidget(QWidget):
         self._losses, self._validation = [], []
         relay = _Relay()
         relay.progressed.connect(self._on_progress)
+        relay.model_ready.connect(lambda minutes, trained: self._on_model_ready(layer, minutes, trained))
         self._relay = relay
+        checkpoints = [m for m in PREVIEW_MINUTES if m < settings.max_minutes] if self.preview.isChecked() else []
         self._progress = progress(total=int(settings.max_minutes * 60), desc="MIRO training (s)")
         self.train_button.setText("Stop")
         self.status.setText(f"preparing synthetic fields from {len(data.clusters)} annotated cluster(s)...")
@@ -193,6 +211,9 @@ class TrainWidget(QWidget):
             device,
             relay.progressed.emit,
             self._stop.is_set,
+            None,
+            checkpoints,
+            relay.model_ready.emit,
             on_result=lambda result: self._on_trained(layer, result),
             doing="Training",
             on_finished=self._on_finished,
@@ -241,9 +262,54 @@ class TrainWidget(QWidget):
         apply_theme(self.viewer, self.figure, [axis])
         self.canvas.draw_idle()
 
+    def _on_model_ready(self, layer, minutes: float, trained) -> None:
+        """A model from the middle of training: attach it (usable at once) and preview its clusters."""
+        if self.worker is None:  # training has finished meanwhile: the final model is already there
+            return
+        layer.metadata[MODEL_KEY] = trained
+        steps = trained.settings.training.get("optimizer_steps", "?")
+        notify_info(
+            f"First MIRO model after {minutes:g} min of training ({steps} steps) attached to '{layer.name}'; "
+            "training goes on and will refine it."
+            if minutes == min(PREVIEW_MINUTES)
+            else f"MIRO model refined ({minutes:g} min, {steps} steps)."
+        )
+        self.preview_clusters(layer, trained)
+
+    def preview_clusters(self, layer, trained):
+        """Cluster the layer with ``trained`` in a worker and show the labels in a '<layer> preview' layer."""
+        from napari_miro.cluster import cluster_points
+
+        from .cluster_widget import label_colours
+        from .session import PREVIEW_KEY, layer_xy
+
+        if not self.preview.isChecked() or len(layer.data) > PREVIEW_MAX_POINTS or len(layer.data) < 3:
+            return None
+        xy = layer_xy(layer)
+
+        def show(result) -> None:
+            name = f"{layer.name} preview"
+            colours = label_colours(result.labels)
+            clusters = int(result.labels.max())
+            if name in self.viewer.layers:
+                preview = self.viewer.layers[name]
+                preview.features = {"cluster": result.labels}
+                preview.face_color = colours
+            else:
+                size = float(np.mean(layer.size)) if len(layer.data) else 20.0
+                preview = self.viewer.add_points(
+                    np.asarray(layer.data), name=name, size=size, face_color=colours, border_width=0,
+                    features={"cluster": result.labels}, units="nm", metadata={PREVIEW_KEY: True},
+                )  # fmt: skip
+            self.status.setText(self.status.text().split(" | ")[0] + f" | preview: {clusters} clusters")
+
+        return start_worker(cluster_points, trained, xy, on_result=show, doing="The preview")
+
     def _on_trained(self, layer, result) -> None:
         trained, run = result
         layer.metadata[MODEL_KEY] = trained
+        if f"{layer.name} preview" in self.viewer.layers:
+            self.preview_clusters(layer, trained)
         stopped = " (stopped early; the best model so far is kept)" if run.stopped_early else ""
         notify_info(f"MIRO trained on '{layer.name}' in {run.seconds:.0f} s{stopped}.")
         self._show_model()

@@ -1,0 +1,241 @@
+"""Accuracy against minutes of training: single-shot MIRO + DBSCAN on the paper's benchmark FOVs.
+
+For each setting: train with default settings (the compact preset, or ``--set name=value`` overrides of
+TrainingSettings to study a recipe variant) on ONE annotated cluster (cluster 1 of fov-01), exactly as
+``napari-miro train`` does; at each of ``--checkpoints`` minutes of training take the best model so far with
+DBSCAN tuned on its synthetic fields (the time spent there is not counted as training), and evaluate it on
+fov-04.. (``--n-eval`` FOVs the model never saw). Beside it, in the same run: DBSCAN alone tuned on the same
+training data (the fair baseline), DBSCAN with the paper's parameters, and the JI_c / ARI_c that the paper's own
+trained checkpoints reach on unseen benchmark FOVs (issue 7's targets).
+
+Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends the rows (for curves:
+``--plot FIGURE.png`` draws JI_c and ARI_c against minutes from that JSON file).
+
+    python benchmarks/time_to_accuracy.py [--settings ground-truth/scenario-6 ...] [--minutes 10]
+        [--checkpoints 1 2 5 10] [--n-eval 10] [--passes 1 2] [--set learning_rate=3e-3 ...] [--label NAME]
+        [--device auto] [--out docs/time_to_accuracy_cpu.md] [--json rows.jsonl] [--plot curves.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paper_table import PAPER_DBSCAN, annotations, fields_of
+
+from napari_miro import metrics
+from napari_miro.cluster import cluster_points, dbscan_labels
+from napari_miro.train import PRESETS, TrainingSettings, fit_miro
+
+#: JI_c / ARI_c of the paper's own trained checkpoints on benchmark FOVs they never saw (issue 7).
+PAPER_CHECKPOINT = {
+    "ground-truth/scenario-2": (0.97, 0.93),
+    "ground-truth/scenario-6": (0.95, 0.87),
+    "ground-truth/scenario-8": (0.89, 0.91),
+    "ground-truth/scenario-10": (0.98, 0.95),
+    "blinking/scenario-2": (0.83, 0.92),
+    "blinking/scenario-6": (0.87, 0.83),
+    "blinking/scenario-10": (0.85, 0.92),
+}
+REPORTED = ["JI_c", "ARI_c", "ARI_dagger"]
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``name=value`` pairs -> TrainingSettings fields with their types."""
+    types = {f.name: f.type for f in dataclass_fields(TrainingSettings)}
+    overrides = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in types:
+            raise SystemExit(f"unknown training setting {name!r}; choose from {', '.join(types)}")
+        value = json.loads(text) if text not in ("", "None") else None
+        overrides[name] = value
+    return overrides
+
+
+def score(trained, test_frames, labels_of=None) -> dict:
+    """Mean metrics over the test FOVs of MIRO + DBSCAN (or of ``labels_of(xy)``), with the compression index."""
+    rows = []
+    for frame in test_frames:
+        xy, truth = frame[["x", "y"]].to_numpy(), frame["truth"].to_numpy()
+        if labels_of is None:
+            clustered = cluster_points(trained, xy)
+            row = metrics.evaluate(xy, truth, clustered.labels)
+            row["compression"] = metrics.compression_index(xy, clustered.collapsed.positions - xy, truth)
+        else:
+            row = metrics.evaluate(xy, truth, labels_of(xy))
+        rows.append(row)
+    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+
+
+def run_setting(setting: str, args, overrides: dict) -> list[dict]:
+    frames = fields_of(setting, 3 + args.n_eval)
+    train_frames, test_frames = frames[:3], frames[3:]
+    settings = replace(
+        PRESETS[args.preset],
+        max_minutes=args.minutes,
+        optimizer_steps=10**7,
+        background="blinking" if setting.startswith("blinking") else "uniform",
+        **overrides,
+    )
+    data = annotations(train_frames, single=True)
+    checkpoints: list[tuple[float, object]] = []
+    start = time.perf_counter()
+    trained, result = fit_miro(
+        data,
+        settings,
+        device=args.device,
+        checkpoint_minutes=[m for m in args.checkpoints if m < args.minutes],
+        on_model=lambda minutes, model: checkpoints.append((minutes, model)),
+    )
+    wall = time.perf_counter() - start
+    checkpoints.append((args.minutes, trained))
+    common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
+    rows = []
+    for minutes, model in checkpoints:
+        for passes in args.passes:
+            model.settings.passes = passes
+            if passes != 1:  # re-tune eps / min_samples for this many passes, on the model's synthetic fields
+                from napari_miro.cluster import suggest_parameters
+
+                rng = np.random.default_rng(settings.seed + 3)
+                synth = result.fields.synthesizer
+                tuning = [synth.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
+                suggestion = suggest_parameters(model, tuning, min_cluster_size=min(synth.sizes))
+                model.settings.eps_nm, model.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]
+            rows.append(
+                {
+                    **common,
+                    "method": "MIRO + DBSCAN",
+                    "minutes": minutes,
+                    "passes": passes,
+                    "steps": model.settings.training.get("optimizer_steps"),
+                    "eps_nm": model.settings.eps_nm,
+                    "min_samples": model.settings.min_samples,
+                    **score(model, test_frames),
+                }
+            )
+    eps, samples = trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples
+    rows.append(
+        {
+            **common,
+            "method": "DBSCAN tuned on the training data",
+            "eps_nm": eps,
+            "min_samples": samples,
+            **score(None, test_frames, lambda xy: dbscan_labels(xy, eps, samples)),
+        }
+    )
+    if setting in PAPER_DBSCAN:
+        eps, samples = PAPER_DBSCAN[setting]
+        rows.append(
+            {
+                **common,
+                "method": "DBSCAN, paper's parameters",
+                "eps_nm": eps,
+                "min_samples": samples,
+                **score(None, test_frames, lambda xy: dbscan_labels(xy, eps, samples)),
+            }
+        )
+    if setting in PAPER_CHECKPOINT:
+        ji, ari = PAPER_CHECKPOINT[setting]
+        rows.append({**common, "method": "paper's trained checkpoint (reported)", "JI_c": ji, "ARI_c": ari})
+    for row in rows:
+        row["wall_seconds"] = round(wall, 1)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| setting | method | minutes | passes | steps | eps / min_samples | JI_c | ARI_c | ARI-dagger | compression |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+
+    def cell(row, name, digits=2):
+        value = row.get(name)
+        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+    for row in rows:
+        eps = f"{row['eps_nm']:.1f} / {row['min_samples']}" if row.get("eps_nm") is not None else ""
+        lines.append(
+            f"| {row['setting']} | {row['method']} | {cell(row, 'minutes', 1)} | {row.get('passes', '')} | "
+            f"{row.get('steps') or ''} | {eps} | {cell(row, 'JI_c')} | {cell(row, 'ARI_c')} | "
+            f"{cell(row, 'ARI_dagger')} | {cell(row, 'compression')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(json_path: Path, figure_path: Path) -> None:
+    """JI_c and ARI_c against minutes of training, one line per setting and variant, from a JSON-lines file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in json_path.read_text().splitlines() if line.strip()]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    curves = {}
+    for row in rows:
+        if row["method"] == "MIRO + DBSCAN":
+            key = (row["setting"], row["label"], row.get("passes", 1), row["device"])
+            curves.setdefault(key, []).append(row)
+    for (setting, label, passes, device), points in sorted(curves.items()):
+        points.sort(key=lambda r: r["minutes"])
+        name = f"{setting.replace('ground-truth/', 'GT ').replace('scenario-', 'S')} {label} x{passes} ({device})"
+        for axis, metric in zip(axes, ["JI_c", "ARI_c"], strict=True):
+            axis.plot([p["minutes"] for p in points], [p[metric] for p in points], "o-", label=name)
+    for axis, metric in zip(axes, ["JI_c", "ARI_c"], strict=True):
+        axis.set_xlabel("minutes of training")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(figure_path, dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", default=list(PAPER_CHECKPOINT))
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--checkpoints", type=float, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--n-eval", type=int, default=10)
+    parser.add_argument("--passes", type=int, nargs="+", default=[1])
+    parser.add_argument("--preset", default="compact")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="TrainingSettings overrides")
+    parser.add_argument("--label", default="default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=None, help="markdown file to append the table to")
+    parser.add_argument("--json", default=None, help="JSON-lines file to append the rows to")
+    parser.add_argument("--plot", default=None, help="draw curves from --json into this PNG (and exit)")
+    args = parser.parse_args()
+    if args.plot:
+        plot(Path(args.json), Path(args.plot))
+        return
+    overrides = parse_overrides(args.set)
+    all_rows = []
+    for setting in args.settings:
+        rows = run_setting(setting, args, overrides)
+        print(table(rows), flush=True)
+        all_rows += rows
+        if args.json:
+            with open(args.json, "a") as handle:
+                handle.writelines(json.dumps(row, default=float) + "\n" for row in rows)
+    variant = ", ".join(args.set) or "defaults"
+    text = (
+        f"### {args.label}: {args.preset} preset, {variant}; single shot, {args.minutes:g} min, "
+        f"evaluated on {args.n_eval} unseen FOVs\n\n{table(all_rows)}\n"
+    )
+    if args.out:
+        with open(args.out, "a") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
