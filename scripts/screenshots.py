@@ -5,7 +5,7 @@ libxcb-cursor0), e.g.
 
     xvfb-run -a -s "-screen 0 1800x1100x24" python scripts/screenshots.py --out docs/images --minutes 1.5
 
-Writes 1_opened.png, 2_annotated.png, 3_trained.png, 4_clustered.png and 5_statistics.png.
+Writes 1_opened.png, 2_annotated.png, 3_trained.png, 4_clustered.png, 5_statistics.png and 6_batch.png.
 """
 
 from __future__ import annotations
@@ -93,6 +93,27 @@ def main() -> None:
     viewer.window.add_dock_widget(statistics, name="5. Statistics", area="right", tabify=True)
     statistics.show_run(statistics.run)
     shot("5_statistics.png")
+
+    # a batch of simulated cells in two conditions, clustered with the model trained above
+    import tempfile
+
+    from napari_miro import simulate
+    from napari_miro._napari.batch_widget import BatchWidget
+    from napari_miro.io import write_thunderstorm
+
+    folder = Path(tempfile.mkdtemp()) / "cells"
+    for index in range(8):
+        condition = "control" if index % 2 == 0 else "treated"
+        field = simulate.rings(n_clusters=(10, 16), radius_nm=250 if condition == "control" else 200, seed=index)
+        (folder / condition).mkdir(parents=True, exist_ok=True)
+        write_thunderstorm(field, folder / condition / f"cell_{index:02d}.csv")
+    batch = BatchWidget(viewer)
+    viewer.window.add_dock_widget(batch, name="6. Batch", area="right", tabify=True)
+    batch.add_inputs([folder])
+    batch.workers.setValue(2)
+    batch.start()
+    _wait(app, lambda: batch.worker is None, 300)
+    shot("6_batch.png")
     viewer.close()
 
 

@@ -42,6 +42,8 @@ def trained_rings(rings_field):
     data = AnnotatedData.from_labels(rings_field[["x", "y"]].to_numpy(), rings_field["cluster"].to_numpy())
     settings = replace(
         PRESETS["compact"],
+        base_model=None,
+        passes=1,
         hidden=32,
         steps=8,
         n_fields=32,

@@ -139,6 +139,7 @@ def _small_settings(**changes):
         "n_validation_fields": 2,
         "optimizer_steps": 40,
         "validate_every": 5,
+        "base_model": None,
     }
     return replace(PRESETS["compact"], **{**small, **changes})
 
@@ -255,3 +256,16 @@ def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget():
     assert loop_seconds > 3.0  # the 3 s of training were all spent training, besides the 3 s of waiting
     positions = data.positions
     assert cluster_points(handed[0][1], positions).labels.shape == (len(positions),)
+
+
+def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_is_further():
+    from napari_miro.train import learning_rate_factor
+
+    by_steps = _small_settings(optimizer_steps=100, max_minutes=None)
+    assert learning_rate_factor(by_steps, 0, 0.0) == pytest.approx(1.0)
+    assert learning_rate_factor(by_steps, 50, 0.0) == pytest.approx(0.525)
+    assert learning_rate_factor(by_steps, 100, 0.0) == pytest.approx(0.05)
+    by_time = _small_settings(optimizer_steps=10**7, max_minutes=2.0)
+    assert learning_rate_factor(by_time, 10, 60.0) == pytest.approx(0.525)
+    assert learning_rate_factor(by_time, 10, 500.0) == pytest.approx(0.05)
+    assert learning_rate_factor(replace(by_time, schedule="constant"), 10, 60.0) == 1.0

@@ -56,6 +56,7 @@ class ClusterParameters:
     fine_min_samples: int | None = None
     pixel_size_nm: float | None = None
     device: str = "cpu"
+    passes: int | None = None  #: applications of the network (None: the model's, which eps was tuned for)
 
 
 def run_fingerprint(model_bytes: bytes, parameters: ClusterParameters) -> str:
@@ -93,6 +94,7 @@ def cluster_file(
         parameters.fine_min_samples,
         parameters.device,
         progress,
+        parameters.passes,
     )
     write_thunderstorm(out, table_path)
     if statistics_path is not None:

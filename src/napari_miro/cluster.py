@@ -187,17 +187,19 @@ def collapse(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     seed: int = 0,
+    passes: int | None = None,
 ) -> Collapsed:
     """Collapsed positions for a point cloud of any size (see the module docstring).
 
     ``tile_nm`` is the side of a tile's core (default: twice the training field size, so that the margins add
     ~56% of redundant work); ``tile_origin`` shifts the tile grid (used to test that results do not depend on
-    where tiles fall). With ``settings.passes`` > 1 the network is applied again to the collapsed positions
-    (classes and the fine scale come from the first pass).
+    where tiles fall). With ``passes`` (default: ``settings.passes``, the number DBSCAN was tuned for) > 1 the
+    network is applied again to the collapsed positions (classes and the fine scale come from the first pass);
+    each pass costs one more application of the network.
     """
     options = {"device": device, "tile_nm": tile_nm, "margin_nm": margin_nm, "tile_origin": tile_origin,
                "max_nodes_per_batch": max_nodes_per_batch, "should_stop": should_stop, "seed": seed}  # fmt: skip
-    passes = max(1, int(trained.settings.passes))
+    passes = max(1, int(trained.settings.passes if passes is None else passes))
     result = _collapse_once(trained, positions, progress=progress, **options)
     for _ in range(passes - 1):
         again = _collapse_once(trained, result.positions, **options)
@@ -460,13 +462,22 @@ def cluster_table(
     fine_min_samples: int | None = None,
     device: str = "cpu",
     progress=None,
+    passes: int | None = None,
 ):
     """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult)."""
     from napari_miro.stats import cluster_statistics
 
     positions = df[["x", "y"]].to_numpy()
     result = cluster_points(
-        trained, positions, eps, min_samples, fine_eps, fine_min_samples, device=device, progress=progress
+        trained,
+        positions,
+        eps,
+        min_samples,
+        fine_eps,
+        fine_min_samples,
+        device=device,
+        progress=progress,
+        passes=passes,
     )
     out = df.copy()
     new_columns = {

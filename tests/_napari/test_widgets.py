@@ -22,7 +22,9 @@ from napari_miro.cli import sample_file
 from napari_miro.io import read_localizations
 from napari_miro.train import PRESETS
 
-TINY = replace(PRESETS["compact"], hidden=16, steps=4, n_fields=8, n_validation_fields=2, validate_every=5)
+TINY = replace(
+    PRESETS["compact"], hidden=16, steps=4, n_fields=8, n_validation_fields=2, validate_every=5, base_model=None
+)
 
 
 @pytest.fixture()

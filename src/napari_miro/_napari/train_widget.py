@@ -71,6 +71,14 @@ class TrainWidget(QWidget):
             "compact: small network and a recipe that learns in minutes on a CPU; faithful: the "
             "paper's network and schedule (hours on a CPU, for a GPU)"
         )
+        from napari_miro.base_models import base_model_names
+
+        self.base = QComboBox()
+        self.base.addItems(["auto", "none", *base_model_names()])
+        self.base.setToolTip(
+            "start from a pre-trained base model and fine-tune it on your clusters (compact preset): auto picks "
+            "rings or nanoclusters from the annotated clusters' shape; none trains from scratch"
+        )
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
         self.delta = QDoubleSpinBox()
@@ -102,6 +110,7 @@ class TrainWidget(QWidget):
         form.addRow("localizations", self.layer_choice)
         form.addRow("device", self.device)
         form.addRow("preset", self.preset)
+        form.addRow("start from", self.base)
         form.addRow("recurrent steps", self.steps)
         form.addRow("delta (edge length)", delta_row)
         form.addRow("training time", self.minutes)
@@ -133,6 +142,8 @@ class TrainWidget(QWidget):
     # settings --------------------------------------------------------------------------------------------
     def _preset_changed(self, name: str) -> None:
         self.steps.setValue(PRESETS[name].steps)
+        self.base.setEnabled(name == "compact")
+        self.base.setCurrentText(PRESETS[name].base_model or "none")
 
     def _annotated(self):
         layer = self.layer_choice.layer()
@@ -166,6 +177,7 @@ class TrainWidget(QWidget):
             max_minutes=float(self.minutes.value()),
             optimizer_steps=10**7,
             fine_step=self.steps.value() // 2 - 1 if self._fine_annotated() else None,
+            base_model=self.base.currentText() if self.base.isEnabled() and self.base.currentText() != "none" else None,
         )
 
     def _fine_annotated(self) -> bool:

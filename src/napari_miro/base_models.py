@@ -1,0 +1,112 @@
+"""Pre-trained base models shipped with the package, and fine-tuning from them.
+
+A base model is a compact MIRO network pre-trained on many simulated structures of one family (made by
+``scripts/train_base_models.py``: seed, data recipe, steps, device, time and metrics are in the model card,
+``<name>.json``, next to each weight file ``<name>.safetensors`` in ``napari_miro/base_models_data``).
+Single-shot training can start from one and only fine-tune: ``TrainingSettings(base_model="auto")`` chooses
+from the annotated clusters' shape, or name one. Loading is as safe as any model file (safetensors + JSON).
+
+Pure core: imports neither Qt nor napari.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from napari_miro.cluster import ModelFileError, TrainedMIRO
+from napari_miro.model import MIRO, MIROConfig
+
+__all__ = ["AUTO", "base_model_names", "choose_base_model", "hollowness", "load_base_model", "start_from_base"]
+
+AUTO = "auto"
+#: Annotated clusters whose hollowness (spread of the distances to the centre over their mean) is below this
+#: look like rings or arcs; above it like filled nanoclusters (a 2D Gaussian has 0.52, a thin ring ~0.1).
+HOLLOW_BELOW = 0.38
+
+
+def _folder() -> Path:
+    return Path(str(files("napari_miro") / "base_models_data"))
+
+
+def base_model_names() -> list[str]:
+    """Names of the shipped base models."""
+    folder = _folder()
+    return sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def model_card(name: str) -> dict:
+    """The model card of a base model: how it was trained and how well it did."""
+    path = _folder() / f"{name}.json"
+    if not path.is_file():
+        raise ModelFileError(f"no base model named {name!r}; choose from {', '.join(base_model_names()) or 'none'}")
+    return json.loads(path.read_text())
+
+
+def load_base_model(name: str) -> TrainedMIRO:
+    """A shipped base model by name."""
+    model_card(name)  # a clear error for an unknown name
+    return TrainedMIRO.load(_folder() / f"{name}.safetensors")
+
+
+def hollowness(points: np.ndarray) -> float:
+    """Standard deviation over mean of the distances of a cluster's points to its centre."""
+    distances = np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1))
+    return float(distances.std() / max(distances.mean(), 1e-9))
+
+
+def choose_base_model(data) -> str | None:
+    """The base model that fits the annotated clusters: by shape (hollow: rings; filled: nanoclusters), when a
+    model of that family is shipped; None when there is none."""
+    names = base_model_names()
+    if not names:
+        return None
+    median = float(np.median([hollowness(data.positions[c]) for c in data.clusters]))
+    family = "rings" if median < HOLLOW_BELOW else "nanoclusters"
+    matching = [name for name in names if name.startswith(family)]
+    return matching[0] if matching else None
+
+
+def _adapted(base: MIRO, n_classes: int, fine_step: int | None) -> MIRO:
+    """A copy of the base network for a task with ``n_classes`` classes and this fine step: every weight is the
+    base's; a class head that the base lacks starts from the base's displacement rows and small random rows."""
+    config = MIROConfig(hidden=base.config.hidden, steps=base.config.steps, n_classes=n_classes, fine_step=fine_step)
+    model = MIRO(config)
+    state = base.state_dict()
+    own = model.state_dict()
+    for name, tensor in state.items():
+        if own[name].shape == tensor.shape:
+            own[name] = tensor.clone()
+        else:  # the head: keep the displacement rows (the first two)
+            own[name][:2] = tensor[:2]
+    model.load_state_dict(own)
+    return model
+
+
+def start_from_base(data, settings) -> tuple[object, MIRO | None, str | None]:
+    """(settings, initial model, base name) for ``settings.base_model``: None -> (settings, None, None); a name
+    or "auto" -> the base's network size and input/output scales with the user's delta."""
+    wanted = settings.base_model
+    if not wanted:
+        return settings, None, None
+    name = choose_base_model(data) if wanted == AUTO else wanted
+    if name is None:
+        return settings, None, None
+    base = load_base_model(name)
+    steps = base.model.config.steps
+    fine_step = settings.fine_step if settings.fine_step is None or settings.fine_step < steps else steps // 2 - 1
+    model = _adapted(base.model, data.n_classes, fine_step)
+    adapted = replace(
+        settings,
+        hidden=base.model.config.hidden,
+        steps=steps,
+        fine_step=fine_step,
+        unit_nm=base.settings.unit_nm,
+        edge_scale_nm=base.settings.edge_scale_nm,
+        scale_encodings=base.settings.scale_encodings,
+    )
+    return adapted, model, name

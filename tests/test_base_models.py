@@ -1,0 +1,73 @@
+"""Shipped base models: present with their cards, safe to load, chosen by shape, fine-tuned from one cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from napari_miro import simulate
+from napari_miro.base_models import (
+    AUTO,
+    _adapted,
+    base_model_names,
+    choose_base_model,
+    hollowness,
+    load_base_model,
+    model_card,
+    start_from_base,
+)
+from napari_miro.cluster import ModelFileError
+from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+
+
+def _single(df) -> AnnotatedData:
+    return AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])
+
+
+def test_base_models_ship_with_cards_and_load_safely():
+    names = base_model_names()
+    assert {"nanoclusters", "rings"} <= set(names)
+    for name in names:
+        card = model_card(name)
+        assert card["name"] == name and card["optimizer_steps"] > 0 and card["training_seconds"] > 0
+        assert {"MIRO + DBSCAN", "DBSCAN alone (tuned the same way)"} <= set(card["evaluation"])
+        trained = load_base_model(name)
+        assert trained.settings.unit_nm == pytest.approx(card["displacement_unit_nm"])
+    with pytest.raises(ModelFileError, match="no base model named"):
+        load_base_model("no-such-base")
+
+
+def test_hollowness_tells_rings_from_filled_clusters():
+    ring = simulate.rings(n_clusters=1, locs_per_cluster=200, radius_nm=100, radial_sd_nm=10, background_fraction=0,
+                          fov_nm=1000, seed=0)  # fmt: skip
+    blob = simulate.gaussian_clusters(n_clusters=1, locs_per_cluster=200, background_fraction=0, fov_nm=1000, seed=0)
+    assert hollowness(ring[["x", "y"]].to_numpy()) < 0.2
+    assert 0.4 < hollowness(blob[["x", "y"]].to_numpy()) < 0.65
+    assert choose_base_model(_single(simulate.rings(seed=1))) == "rings"
+    assert choose_base_model(_single(simulate.gaussian_clusters(locs_per_cluster=60, seed=1))) == "nanoclusters"
+
+
+def test_a_base_adapts_to_classes_and_keeps_its_weights():
+    base = load_base_model("nanoclusters").model
+    adapted = _adapted(base, n_classes=3, fine_step=None)
+    assert adapted.config.n_classes == 3 and adapted.head.out_features == 5
+    torch.testing.assert_close(adapted.head.weight[:2], base.head.weight)
+    torch.testing.assert_close(adapted.node_update.weight, base.node_update.weight)
+
+
+def test_fine_tuning_starts_from_the_chosen_base():
+    data = _single(simulate.rings(n_clusters=6, fov_nm=2500, seed=2))
+    settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=3, n_fields=4, n_validation_fields=2,
+                       validate_every=1, hidden=8, steps=2)  # fmt: skip
+    adapted, model, name = start_from_base(data, settings)
+    torch.testing.assert_close(model.node_update.weight, load_base_model("rings").model.node_update.weight)
+    base = load_base_model("rings")
+    assert name == "rings" and adapted.hidden == base.model.config.hidden and adapted.steps == base.model.config.steps
+    assert adapted.unit_nm == base.settings.unit_nm
+    trained, _ = fit_miro(data, settings, device="cpu")
+    assert trained.settings.training["base_model"] == "rings"
+    assert trained.settings.unit_nm == pytest.approx(base.settings.unit_nm)
+    assert trained.model.config.hidden == base.model.config.hidden
+    assert start_from_base(data, replace(settings, base_model=None)) == (replace(settings, base_model=None), None, None)
