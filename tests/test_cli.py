@@ -156,3 +156,26 @@ def test_argparse_errors_also_exit_with_2():
     with pytest.raises(SystemExit) as info:
         main(["cluster"])
     assert info.value.code == 2
+
+
+def test_base_models_listed_chosen_and_skipped(tmp_path, rings_csv, capsys, trained_rings):
+    assert main(["info", "--bases"]) == 0
+    out = capsys.readouterr().out
+    assert "nanoclusters:" in out and "rings:" in out and "JI_c / ARI_c" in out
+    model = tmp_path / "model.safetensors"
+    assert main(["train", str(rings_csv), "--labels", "cluster", "--clusters", "1", "--out", str(model), *FAST]) == 0
+    assert TrainedMIRO.load(model).settings.training["base_model"] == "rings"  # a hollow cluster: the rings base
+    assert main(["train", str(rings_csv), "--labels", "cluster", "--clusters", "1", "--base", "none",
+                 "--out", str(model), *FAST]) == 0  # fmt: skip
+    assert TrainedMIRO.load(model).settings.training["base_model"] is None
+    assert main(["train", str(rings_csv), "--labels", "cluster", "--base", "stars", "--out", str(model)]) == 2
+    assert "no base model named 'stars'" in capsys.readouterr().err
+    # --passes overrides the model's number of passes
+    trained_rings[0].save(tmp_path / "trained.safetensors")
+    for passes in ("1", "2"):
+        out = tmp_path / f"out{passes}.csv"
+        assert main(["cluster", str(rings_csv), "--model", str(tmp_path / "trained.safetensors"), "--out", str(out),
+                     "--passes", passes, "--quiet"]) == 0  # fmt: skip
+    one, two = read_localizations(tmp_path / "out1.csv"), read_localizations(tmp_path / "out2.csv")
+    assert not np.allclose(one["x_collapsed"], two["x_collapsed"])
+    assert main(["info"]) == 2
