@@ -101,9 +101,11 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
     rows = []
     for minutes, model in checkpoints:
+        tuned_for, tuned = model.settings.passes, (model.settings.eps_nm, model.settings.min_samples)
         for passes in args.passes:
             model.settings.passes = passes
-            if passes != 1:  # re-tune eps / min_samples for this many passes, on the model's synthetic fields
+            model.settings.eps_nm, model.settings.min_samples = tuned
+            if passes != tuned_for:  # re-tune eps / min_samples for this many passes, on the model's synthetic fields
                 from napari_miro.cluster import suggest_parameters
 
                 rng = np.random.default_rng(settings.seed + 3)
