@@ -111,7 +111,9 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
                 rng = np.random.default_rng(settings.seed + 3)
                 synth = result.fields.synthesizer
                 tuning = [synth.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
-                suggestion = suggest_parameters(model, tuning, min_cluster_size=min(synth.sizes))
+                suggestion = suggest_parameters(
+                    model, tuning, min_cluster_size=min(synth.sizes), objective=settings.tuning_objective
+                )
                 model.settings.eps_nm, model.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]
             rows.append(
                 {

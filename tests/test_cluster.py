@@ -166,3 +166,22 @@ def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rin
     np.testing.assert_allclose(twice.positions, again.positions, atol=1e-9)
     np.testing.assert_allclose(twice.displacement, positions - again.positions, atol=1e-9)
     assert not np.allclose(twice.positions, once.positions)
+
+
+def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
+    from napari_miro.cluster import _grid_search
+
+    rng = np.random.default_rng(0)
+    # two tight clusters of 40 points made of 4 sub-clumps each, and a sparse background
+    centres = np.array([[0.0, 0.0], [400.0, 0.0]])
+    clumps = [c + rng.normal(0, 40, 2) for c in centres for _ in range(4)]
+    clusters = np.concatenate([clump + rng.normal(0, 4, (10, 2)) for clump in clumps])
+    truth = np.concatenate([np.full(40, 1), np.full(40, 2), np.zeros(60, int)])
+    points = np.concatenate([clusters, rng.uniform(-600, 1000, (60, 2))])
+    eps_grid, samples_grid = np.array([10.0, 60.0]), np.array([3, 5])
+    split = dbscan_labels(points, 10.0, 3)
+    assert split.max() > 2  # eps 10 nm splits each cluster into its clumps
+    eps, _, _ = _grid_search([points], [truth], eps_grid, samples_grid, "ari+ari_c")
+    assert eps == 60.0
+    with pytest.raises(ValueError, match="unknown tuning objective"):
+        _grid_search([points], [truth], eps_grid, samples_grid, "f1")
