@@ -127,26 +127,15 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
                     **score(model, test_frames),
                 }
             )
-    eps, samples = trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples
-    rows.append(
-        {
-            **common,
-            "method": "DBSCAN tuned on the training data",
-            "eps_nm": eps,
-            "min_samples": samples,
-            **score(None, test_frames, lambda xy: dbscan_labels(xy, eps, samples)),
-        }
-    )
+    baselines = {
+        "DBSCAN tuned on the training data": (trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
+    }
     if setting in PAPER_DBSCAN:
-        eps, samples = PAPER_DBSCAN[setting]
+        baselines["DBSCAN, paper's parameters"] = PAPER_DBSCAN[setting]
+    for method, (eps, samples) in baselines.items():
+        labels_of = lambda xy, eps=eps, samples=samples: dbscan_labels(xy, eps, samples)  # noqa: E731
         rows.append(
-            {
-                **common,
-                "method": "DBSCAN, paper's parameters",
-                "eps_nm": eps,
-                "min_samples": samples,
-                **score(None, test_frames, lambda xy: dbscan_labels(xy, eps, samples)),
-            }
+            {**common, "method": method, "eps_nm": eps, "min_samples": samples, **score(None, test_frames, labels_of)}
         )
     if setting in PAPER_CHECKPOINT:
         ji, ari = PAPER_CHECKPOINT[setting]

@@ -46,3 +46,23 @@ def test_io_speed_smoke():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "read ratio" in result.stdout
+
+
+def test_time_to_accuracy_smoke(tmp_path):
+    out, rows = tmp_path / "tta.md", tmp_path / "rows.jsonl"
+    command = [sys.executable, str(BENCHMARKS / "time_to_accuracy.py"), "--settings", "simulated/rings",
+               "--minutes", "0.05", "--checkpoints", "0.02", "--n-eval", "1", "--passes", "1", "2",
+               "--out", str(out), "--json", str(rows)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert text.count("| simulated/rings | MIRO + DBSCAN |") == 4  # 2 checkpoints x 2 passes
+    assert "DBSCAN tuned on the training data" in text
+    plotted = tmp_path / "curves.png"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "time_to_accuracy.py"), "--json", str(rows), "--plot", str(plotted)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and plotted.stat().st_size > 10_000, result.stderr[-2000:]
