@@ -33,7 +33,7 @@ from paper_table import PAPER_DBSCAN, annotations, fields_of
 
 from napari_miro import metrics
 from napari_miro.cluster import cluster_points, dbscan_labels
-from napari_miro.train import PRESETS, TrainingSettings, fit_miro
+from napari_miro.train import PRESETS, TrainingSettings, fit_miro, tune_dbscan
 
 #: JI_c / ARI_c of the paper's own trained checkpoints on benchmark FOVs they never saw (issue 7).
 PAPER_CHECKPOINT = {
@@ -106,14 +106,7 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
             model.settings.passes = passes
             model.settings.eps_nm, model.settings.min_samples = tuned
             if passes != tuned_for:  # re-tune eps / min_samples for this many passes, on the model's synthetic fields
-                from napari_miro.cluster import suggest_parameters
-
-                rng = np.random.default_rng(settings.seed + 3)
-                synth = result.fields.synthesizer
-                tuning = [synth.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
-                suggestion = suggest_parameters(
-                    model, tuning, min_cluster_size=min(synth.sizes), objective=settings.tuning_objective
-                )
+                suggestion = tune_dbscan(model, result.fields.synthesizer, settings)
                 model.settings.eps_nm, model.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]
             rows.append(
                 {

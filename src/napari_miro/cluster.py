@@ -197,30 +197,16 @@ def collapse(
     network is applied again to the collapsed positions (classes and the fine scale come from the first pass);
     each pass costs one more application of the network.
     """
-    options = {"device": device, "tile_nm": tile_nm, "margin_nm": margin_nm, "tile_origin": tile_origin,
-               "max_nodes_per_batch": max_nodes_per_batch, "should_stop": should_stop, "seed": seed}  # fmt: skip
     passes = max(1, int(trained.settings.passes if passes is None else passes))
-    result = _collapse_once(trained, positions, progress=progress, **options)
-    for _ in range(passes - 1):
-        again = _collapse_once(trained, result.positions, **options)
-        result = Collapsed(again.positions, np.asarray(positions) - again.positions, result.class_id,
-                           result.fine_positions)  # fmt: skip
-    return result
-
-
-def _collapse_once(
-    trained: TrainedMIRO,
-    positions: np.ndarray,
-    device: str | torch.device = "cpu",
-    tile_nm: float | None = None,
-    margin_nm: float | None = None,
-    tile_origin: np.ndarray | None = None,
-    max_nodes_per_batch: int = 60000,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    seed: int = 0,
-) -> Collapsed:
-    """One application of the network to every tile of a point cloud."""
+    if passes > 1:
+        options = {"device": device, "tile_nm": tile_nm, "margin_nm": margin_nm, "tile_origin": tile_origin,
+                   "max_nodes_per_batch": max_nodes_per_batch, "should_stop": should_stop, "seed": seed}  # fmt: skip
+        result = collapse(trained, positions, progress=progress, passes=1, **options)
+        for _ in range(passes - 1):
+            again = collapse(trained, result.positions, passes=1, **options)
+            result = Collapsed(again.positions, np.asarray(positions) - again.positions, result.class_id,
+                               result.fine_positions)  # fmt: skip
+        return result
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     settings = trained.settings
     device = resolve_device(device) if isinstance(device, str) else device

@@ -637,7 +637,8 @@ def train(
         fields: training fields made earlier by :func:`make_training_fields` (to reuse them).
         initial_model: start from these weights (fine-tuning) instead of a random initialisation.
         checkpoint_minutes: training times (minutes of the loop) at which the model is validated and
-            ``on_checkpoint`` gets ``{"minutes", "step", "state"}``: the state dict of the best model so far
+            ``on_checkpoint`` gets ``{"minutes", "step", "best_step", "state", "config", "fields"}``: ``state`` is
+            the state dict of the best model so far
             (what a stop at that moment would return), e.g. to show a first result early or to measure
             accuracy against time. Time spent in ``on_checkpoint`` does not count against ``max_minutes``.
     """
@@ -668,6 +669,16 @@ def train(
     running = None
     step = 0
     pending_checkpoints = sorted(checkpoint_minutes)
+
+    def validate(at_step: int) -> float:
+        """The validation loss here; the model is kept when it is the best so far."""
+        nonlocal best_state
+        value = _evaluate(model, fields.validation, settings, target_device)
+        if value < result.best_validation_loss:
+            result.best_validation_loss, result.best_step = value, at_step
+            best_state = copy.deepcopy(model.state_dict())
+        return value
+
     for step in range(1, total_steps + 1):
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > 60 * settings.max_minutes
         if stop() or (out_of_time and step > 1):
@@ -689,19 +700,11 @@ def train(
         value = float(loss.detach())
         running = value if running is None else 0.9 * running + 0.1 * value
         record = {"step": step, "loss": value, "smoothed_loss": running, "seconds": time.perf_counter() - start}
-        if step % settings.validate_every == 0 or step == total_steps:
-            record["validation_loss"] = _evaluate(model, fields.validation, settings, target_device)
-            if record["validation_loss"] < result.best_validation_loss:
-                result.best_validation_loss = record["validation_loss"]
-                result.best_step = step
-                best_state = copy.deepcopy(model.state_dict())
-        if pending_checkpoints and time.perf_counter() - loop_start >= 60 * pending_checkpoints[0]:
+        checkpoint_due = bool(pending_checkpoints) and time.perf_counter() - loop_start >= 60 * pending_checkpoints[0]
+        if step % settings.validate_every == 0 or step == total_steps or checkpoint_due:
+            record["validation_loss"] = validate(step)
+        if checkpoint_due:
             minutes = pending_checkpoints.pop(0)
-            if "validation_loss" not in record:
-                record["validation_loss"] = _evaluate(model, fields.validation, settings, target_device)
-                if record["validation_loss"] < result.best_validation_loss:
-                    result.best_validation_loss, result.best_step = record["validation_loss"], step
-                    best_state = copy.deepcopy(model.state_dict())
             if on_checkpoint is not None:
                 paused = time.perf_counter()
                 on_checkpoint(
@@ -720,17 +723,23 @@ def train(
             progress({"phase": "training", "total": total_steps, **record})
     ended_before_plan = result.stopped_early or result.out_of_time
     if ended_before_plan and step > 0 and (not result.history or "validation_loss" not in result.history[-1]):
-        # evaluate where we stopped, so that the last steps count when choosing the best model
-        value = _evaluate(model, fields.validation, settings, target_device)
-        if value < result.best_validation_loss:
-            result.best_validation_loss, result.best_step = value, step
-            best_state = copy.deepcopy(model.state_dict())
+        validate(step)  # where we stopped, so that the last steps count when choosing the best model
     if step == 0 and initial_model is None:
         raise TrainingCancelled("training was stopped before its first step; no model was kept")
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def tune_dbscan(trained: TrainedMIRO, synthesizer: FieldSynthesizer, settings: TrainingSettings) -> dict:
+    """DBSCAN's parameters for ``trained`` (with its current number of passes), tuned on fresh synthetic fields
+    (seeded): see :func:`napari_miro.cluster.suggest_parameters`."""
+    rng = np.random.default_rng(settings.seed + 3)
+    tuning_fields = [synthesizer.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
+    return suggest_parameters(
+        trained, tuning_fields, min_cluster_size=min(synthesizer.sizes), objective=settings.tuning_objective
+    )
 
 
 def package_model(
@@ -759,11 +768,7 @@ def package_model(
             passes=settings.passes,
         ),
     )
-    rng = np.random.default_rng(settings.seed + 3)
-    tuning_fields = [synthesizer.field(rng) for _ in range(max(2, settings.n_validation_fields // 2))]
-    suggestion = suggest_parameters(
-        trained, tuning_fields, min_cluster_size=min(synthesizer.sizes), objective=settings.tuning_objective
-    )
+    suggestion = tune_dbscan(trained, synthesizer, settings)
     for name, value in suggestion.items():
         if hasattr(trained.settings, name):
             setattr(trained.settings, name, value)
