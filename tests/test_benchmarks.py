@@ -12,29 +12,21 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def test_paper_table_smoke(tmp_path):
     out = tmp_path / "benchmark.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "paper_table.py"),
-            "--settings",
-            "simulated/rings",
-            "--modes",
-            "single",
-            "--minutes",
-            "0.02",
-            "--fovs",
-            "1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
-    )
+    (tmp_path / "benchmark.md").write_text("old table\n\n## Real data: kept\n\nreading\n")
+    settings = ["simulated/rings", "simulated/spots+rings", "simulated/npc", "simulated/pairs"]
+    command = [sys.executable, str(BENCHMARKS / "paper_table.py"), "--settings", *settings, "--modes", "single",
+               "--minutes", "0.02", "--fovs", "2", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
     assert "simulated/rings, single-shot" in text and "MIRO + DBSCAN" in text and "paper's MIRO" in text
+    assert "## Targets at a glance" in text and "| simulated/rings |" in text
+    assert "Shape classes, single-shot" in text and "| ring |" in text  # the mixture's confusion matrix
+    assert "MIRO + DBSCAN, corners" in text and "DBSCAN tuned, corners" in text  # NPC: both scales
+    assert "against the centre distance" in text  # pairs: JI_c against distance
+    assert text.endswith("## Real data: kept\n\nreading\n") and "old table" not in text
+    assert (tmp_path / "images" / "benchmark_boxplots.png").stat().st_size > 10_000
 
 
 def test_io_speed_smoke():

@@ -169,7 +169,7 @@ def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rin
 
 
 def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
-    from napari_miro.cluster import _grid_search
+    from napari_miro.cluster import grid_search_dbscan
 
     rng = np.random.default_rng(0)
     # two tight clusters of 40 points made of 4 sub-clumps each, and a sparse background
@@ -181,7 +181,7 @@ def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
     eps_grid, samples_grid = np.array([10.0, 60.0]), np.array([3, 5])
     split = dbscan_labels(points, 10.0, 3)
     assert split.max() > 2  # eps 10 nm splits each cluster into its clumps
-    eps, _, _ = _grid_search([points], [truth], eps_grid, samples_grid, "ari+ari_c")
+    eps, _, _ = grid_search_dbscan([points], [truth], eps_grid, samples_grid, "ari+ari_c")
     assert eps == 60.0
     with pytest.raises(ValueError, match="unknown tuning objective"):
-        _grid_search([points], [truth], eps_grid, samples_grid, "f1")
+        grid_search_dbscan([points], [truth], eps_grid, samples_grid, "f1")

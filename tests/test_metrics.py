@@ -10,7 +10,15 @@ import pytest
 
 from napari_miro.cluster import dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.metrics import ari_c, ari_dagger, compression_index, evaluate, iou, jaccard_clusters
+from napari_miro.metrics import (
+    ari_c,
+    ari_dagger,
+    compression_index,
+    evaluate,
+    iou,
+    jaccard_clusters,
+    matched_classes,
+)
 
 COLUMNS = ["IoU", "ARI", "ARI_c", "ARI_dagger", "AMI", "JI_c", "RMSRE_N", "RMSE_xy_paper", "RMSE_xy"]
 
@@ -40,6 +48,15 @@ def test_label_names_do_not_matter_and_misses_count():
     merged = np.where(truth == 2, 1, truth)
     assert ari_c(truth, merged) < 1
     assert iou(xy, truth, missing_one) < 1
+
+
+def test_matched_classes_pair_true_and_predicted_shapes():
+    xy, truth = _square_field()
+    shape = np.array(["background", "spot", "ring", "spot"])[truth]
+    predicted = np.where(truth == 3, 0, np.where(truth > 0, truth + 10, 0))  # cluster 3 missed
+    true_names, pred_names = matched_classes(xy, truth, shape, predicted, {11: "spot", 12: "spot"})
+    assert sorted(zip(true_names, pred_names, strict=True)) == [("ring", "spot"), ("spot", "spot")]
+    assert matched_classes(xy, truth, shape, np.zeros_like(truth), {}) == ([], [])
 
 
 def test_ari_dagger_weighs_clusters_equally():

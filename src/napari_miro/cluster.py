@@ -381,7 +381,7 @@ def cluster_points(
 TUNING_OBJECTIVES = ("ari", "ari+ari_c")
 
 
-def _grid_search(
+def grid_search_dbscan(
     positions_list: list[np.ndarray],
     truth_list: list[np.ndarray],
     eps_grid: np.ndarray,
@@ -440,19 +440,21 @@ def suggest_parameters(
         low, high = max(float(np.quantile(nn, 0.5)), 0.1), max(8 * float(np.quantile(nn, 0.9)), 1.0)
         return np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
 
-    eps, samples, score = _grid_search(
+    eps, samples, score = grid_search_dbscan(
         [c.positions for c in collapsed], truths, eps_grid([c.positions for c in collapsed]), samples_grid, objective
     )
     result = {"eps_nm": eps, "min_samples": samples, "miro_ari": score}
     if trained.is_multiscale:
         fine_truth = [f.fine for f in fields]
         fine_points = [c.fine_positions for c in collapsed]
-        fine_eps, fine_samples, fine_score = _grid_search(
+        fine_eps, fine_samples, fine_score = grid_search_dbscan(
             fine_points, fine_truth, eps_grid(fine_points), samples_grid, objective
         )
         result.update(fine_eps_nm=fine_eps, fine_min_samples=fine_samples, fine_ari=fine_score)
     original = [f.positions for f in fields]
-    base_eps, base_samples, base_score = _grid_search(original, truths, eps_grid(original), samples_grid, objective)
+    base_eps, base_samples, base_score = grid_search_dbscan(
+        original, truths, eps_grid(original), samples_grid, objective
+    )
     result.update(dbscan_eps_nm=base_eps, dbscan_min_samples=base_samples, dbscan_ari=base_score)
     return result
 

@@ -117,14 +117,18 @@ def _centroids_and_extents(xy: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 def match_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
     """The paper's cluster matching: centroid distance d (1e9 where d > mean true extent / 2), cost
     0.9 d + 0.1 * L1(extent difference), Hungarian assignment, pairs kept where d < the largest
-    mean-extent/2 of the true clusters. Returns TP, FP, FN and the matched pairs' sizes and distances."""
-    true_c, true_e, true_n = _centroids_and_extents(xy, np.asarray(true_labels))
-    pred_c, pred_e, pred_n = _centroids_and_extents(xy, np.asarray(pred_labels))
+    mean-extent/2 of the true clusters. Returns TP, FP, FN and the matched pairs' labels, sizes and distances."""
+    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
+    true_c, true_e, true_n = _centroids_and_extents(xy, true_labels)
+    pred_c, pred_e, pred_n = _centroids_and_extents(xy, pred_labels)
+    true_ids, pred_ids = np.unique(true_labels[true_labels != 0]), np.unique(pred_labels[pred_labels != 0])
     if len(true_c) == 0 or len(pred_c) == 0:
         return {
             "tp": 0,
             "fp": len(pred_c),
             "fn": len(true_c),
+            "true_ids": np.array([], np.int64),
+            "pred_ids": np.array([], np.int64),
             "true_n": np.array([]),
             "pred_n": np.array([]),
             "distance": np.array([]),
@@ -141,6 +145,8 @@ def match_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndar
         "tp": tp,
         "fp": len(pred_c) - tp,
         "fn": len(true_c) - tp,
+        "true_ids": true_ids[rows],
+        "pred_ids": pred_ids[cols],
         "true_n": true_n[rows],
         "pred_n": pred_n[cols],
         "distance": distance[rows, cols],
@@ -196,3 +202,20 @@ def compression_index(xy: np.ndarray, displacement: np.ndarray, true_labels: np.
             after = np.linalg.norm(xy[members] + displacement[members] - centre, axis=1).sum()
             values.append(1 - after / before)
     return float(np.mean(values)) if values else float("nan")
+
+
+def matched_classes(
+    xy: np.ndarray,
+    true_labels: np.ndarray,
+    true_class: np.ndarray,
+    pred_labels: np.ndarray,
+    pred_class_of: dict[int, str],
+) -> tuple[list[str], list[str]]:
+    """Shape classes of the matched clusters (the paper's matching): the true class (``true_class`` per point)
+    and the predicted one (``pred_class_of``: cluster label -> class name) of each pair, for a confusion
+    matrix and F1 scores over the clusters that were found."""
+    matched = match_clusters(xy, true_labels, pred_labels)
+    true_class = np.asarray(true_class)
+    true_names = [str(true_class[np.flatnonzero(np.asarray(true_labels) == i)[0]]) for i in matched["true_ids"]]
+    pred_names = [pred_class_of.get(int(i), "background") for i in matched["pred_ids"]]
+    return true_names, pred_names
