@@ -101,13 +101,14 @@ def _info(args: argparse.Namespace) -> int:
 class _TrainingBar:
     """A terminal progress bar for field preparation and training."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, time_left=None) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.quiet = quiet
         self.bar = None
         self.phase = None
+        self.time_left = time_left  #: a napari_miro.train.TimeLeft, shown as "left" beside the bar
 
     def __call__(self, info: dict) -> None:
         if self.quiet:
@@ -120,11 +121,16 @@ class _TrainingBar:
             total = info["total"] if info["total"] < 10**6 else None  # a time budget: no step count to show
             self.bar = self._tqdm(total=total, desc=label, unit="step", leave=True, file=sys.stderr, mininterval=1.0)
         self.bar.n = info["step"]
+        postfix = {}
         if "smoothed_loss" in info:
-            postfix = {"loss": f"{info['smoothed_loss']:.4f}"}
+            postfix["loss"] = f"{info['smoothed_loss']:.4f}"
             if "validation_loss" in info:
                 postfix["val"] = f"{info['validation_loss']:.4f}"
-            self.bar.set_postfix(postfix, refresh=False)
+        if self.time_left is not None:
+            from napari_miro.train import format_duration
+
+            postfix["left"] = format_duration(self.time_left.update(info))
+        self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -194,7 +200,7 @@ def annotated_from_files(
 
 
 def _train(args: argparse.Namespace) -> int:
-    from napari_miro.train import fit_miro, resolve_device
+    from napari_miro.train import TimeLeft, fit_miro, resolve_device
 
     resolve_device(args.device)  # a clear message before any work when the device does not exist
     data = annotated_from_files(args.inputs, args.labels, args.clusters, args.classes, args.fine, args.pixel_size)
@@ -204,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
         f"preset {settings.preset}",
         file=sys.stderr,
     )
-    bar = _TrainingBar(args.quiet)
+    bar = _TrainingBar(args.quiet, TimeLeft(settings))
     try:
         trained, result = fit_miro(data, settings, device=args.device, progress=bar)
     finally:
@@ -321,7 +327,7 @@ def _demo(args: argparse.Namespace) -> int:
     from napari_miro import metrics
     from napari_miro.cluster import cluster_table, dbscan_labels
     from napari_miro.stats import cluster_statistics
-    from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+    from napari_miro.train import PRESETS, AnnotatedData, TimeLeft, fit_miro
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -341,7 +347,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"compact preset, {args.minutes:g} min",
         file=sys.stderr,
     )
-    bar = _TrainingBar(args.quiet)
+    bar = _TrainingBar(args.quiet, TimeLeft(settings))
     start = time.perf_counter()
     try:
         trained, result = fit_miro(data, settings, device=args.device, progress=bar)

@@ -134,6 +134,7 @@ class TrainWidget(QWidget):
         self.worker = None
         self._stop = threading.Event()
         self._progress = None
+        self._time_left = None  #: a napari_miro.train.TimeLeft while training runs
         self._losses: list[tuple[int, float]] = []
         self._validation: list[tuple[int, float]] = []
         self._last_draw = 0.0
@@ -213,6 +214,7 @@ class TrainWidget(QWidget):
         relay.model_ready.connect(lambda minutes, trained: self._on_model_ready(layer, minutes, trained))
         self._relay = relay
         checkpoints = [m for m in PREVIEW_MINUTES if m < settings.max_minutes] if self.preview.isChecked() else []
+        self._time_left = train.TimeLeft(settings, checkpoints)
         self._progress = progress(total=int(settings.max_minutes * 60), desc="MIRO training (s)")
         self.train_button.setText("Stop")
         self.status.setText(f"preparing synthetic fields from {len(data.clusters)} annotated cluster(s)...")
@@ -238,22 +240,26 @@ class TrainWidget(QWidget):
         self.status.setText("stopping: finishing the current step...")
 
     def _on_progress(self, info: dict) -> None:
+        from napari_miro.train import TimeLeft, format_duration
+
+        if self._time_left is None:
+            self._time_left = TimeLeft(self.settings())
         phase = info["phase"]
+        left = f"about {format_duration(self._time_left.update(info))} left"
         if phase == "fields":
-            self.status.setText(f"synthetic fields {info['step']} / {info['total']}")
+            self.status.setText(f"synthetic fields {info['step']} / {info['total']}, {left}")
             return
         if phase == "tuning":
-            self.status.setText("tuning DBSCAN on the synthetic fields...")
+            self.status.setText(f"tuning DBSCAN on the synthetic fields, {left}")
             return
         self._losses.append((info["step"], info["smoothed_loss"]))
         if "validation_loss" in info:
             self._validation.append((info["step"], info["validation_loss"]))
-        seconds = info["seconds"]
+        seconds = info.get("training_seconds", info["seconds"])
         if self._progress is not None:
             self._progress.n = min(int(seconds), self._progress.total)
             self._progress.refresh()
-        left = max(0.0, self.minutes.value() * 60 - seconds)
-        self.status.setText(f"step {info['step']}, loss {info['smoothed_loss']:.4f}, about {left:.0f} s left")
+        self.status.setText(f"step {info['step']}, loss {info['smoothed_loss']:.4f}, {left}")
         if time.monotonic() - self._last_draw > 0.5:
             self.draw_loss()
 
