@@ -27,6 +27,9 @@ AUTO = "auto"
 #: Annotated clusters whose hollowness (spread of the distances to the centre over their mean) is below this
 #: look like rings or arcs; above it like filled nanoclusters (a 2D Gaussian has 0.52, a thin ring ~0.1).
 HOLLOW_BELOW = 0.38
+#: Below this many localizations a cluster's shape cannot be told (a 5-point Gaussian cluster looks hollow 39% of
+#: the time, a 20-point one 5%): such clusters count as filled.
+SHAPE_MIN_POINTS = 20
 
 
 def _folder() -> Path:
@@ -60,12 +63,14 @@ def hollowness(points: np.ndarray) -> float:
 
 
 def choose_base_model(data) -> str | None:
-    """The base model that fits the annotated clusters: by shape (hollow: rings; filled: nanoclusters), when a
-    model of that family is shipped; None when there is none."""
+    """The base model that fits the annotated clusters: by shape (hollow: rings; filled: nanoclusters, also for
+    clusters too small to tell), when a model of that family is shipped; None when there is none."""
     names = base_model_names()
     if not names:
         return None
-    median = float(np.median([hollowness(data.positions[c]) for c in data.clusters]))
+    median = float(
+        np.median([hollowness(data.positions[c]) if len(c) >= SHAPE_MIN_POINTS else np.inf for c in data.clusters])
+    )
     family = "rings" if median < HOLLOW_BELOW else "nanoclusters"
     matching = [name for name in names if name.startswith(family)]
     return matching[0] if matching else None
