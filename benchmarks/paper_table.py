@@ -192,6 +192,8 @@ def annotations(frames: list[pd.DataFrame], single: bool, setting: str) -> Annot
     joined = pd.concat(frames, ignore_index=True)
     truth = joined["truth"].to_numpy()
     labels = np.where(truth > 0, truth + field * 100_000, 0)  # labels are per field: make them unique
+    ids, counts = np.unique(labels, return_counts=True)
+    labels[np.isin(labels, ids[counts < 3])] = 0  # 1-2 localizations (sparse blinking S4): nothing to lasso
     return AnnotatedData.from_labels(
         positions,
         labels,
