@@ -42,8 +42,9 @@ from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nieves2023"
 CACHE = ROOT / ".bench_cache" / "paper_table"
-#: The heading of docs/benchmark.md's real-data section, which --assemble keeps as it is.
-REAL_DATA = "## Real data"
+#: Headings of docs/benchmark.md's hand-written sections (the reading of the table, the real data of
+#: benchmarks/real_data.py): --assemble keeps everything from the first of them on, as it is.
+KEPT_SECTIONS = ("## What the numbers say", "## Real data")
 METRICS = ["JI_c", "ARI_c", "ARI_dagger", "IoU", "AMI", "ARI", "RMSRE_N", "RMSE_xy"]
 
 #: The paper's plain-DBSCAN parameters (eps nm, minPts) per benchmark setting (shared/reference).
@@ -490,6 +491,8 @@ def assemble(results: list[dict], out: Path, plot: Path | None = None) -> str:
         "",
         *targets_table(results),
         "",
+        "Why a target is missed, and what was checked: *What the numbers say*, at the end of this page.",
+        "",
     ]
     if plot is not None:
         box_plots(results, plot)
@@ -502,9 +505,10 @@ def assemble(results: list[dict], out: Path, plot: Path | None = None) -> str:
         if result["setting"] == "simulated/pairs":
             lines += pairs_table(result)
     text = "\n".join(lines)
-    kept = out.read_text().split(REAL_DATA, 1) if out.exists() else []
-    if len(kept) == 2:  # the real-data section (benchmarks/real_data.py and its reading) stays
-        text = text.rstrip() + "\n\n" + REAL_DATA + kept[1]
+    previous = out.read_text() if out.exists() else ""
+    starts = [previous.find(heading) for heading in KEPT_SECTIONS if heading in previous]
+    if starts:  # the hand-written sections stay
+        text = text.rstrip() + "\n\n" + previous[min(starts) :]
     out.write_text(text)
     return text
 
