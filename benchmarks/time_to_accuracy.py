@@ -86,7 +86,7 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
         background="blinking" if setting.startswith("blinking") else "uniform",
         **overrides,
     )
-    data = annotations(train_frames, single=True)
+    data = annotations(train_frames, single=True, setting=setting)
     checkpoints: list[tuple[float, object]] = []
     start = time.perf_counter()
     trained, result = fit_miro(
