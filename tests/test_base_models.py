@@ -11,9 +11,9 @@ from napari_miro import simulate
 from napari_miro.base_models import (
     AUTO,
     _adapted,
+    arc_spread,
     base_model_names,
     choose_base_model,
-    hollowness,
     load_base_model,
     model_card,
     start_from_base,
@@ -39,20 +39,22 @@ def test_base_models_ship_with_cards_and_load_safely():
         load_base_model("no-such-base")
 
 
-def test_hollowness_tells_rings_from_filled_clusters():
+def test_arc_spread_tells_rings_and_arcs_from_filled_clusters():
     ring = simulate.rings(n_clusters=1, locs_per_cluster=200, radius_nm=100, radial_sd_nm=10, background_fraction=0,
                           fov_nm=1000, seed=0)  # fmt: skip
     blob = simulate.gaussian_clusters(n_clusters=1, locs_per_cluster=200, background_fraction=0, fov_nm=1000, seed=0)
-    assert hollowness(ring[["x", "y"]].to_numpy()) < 0.2
-    assert 0.4 < hollowness(blob[["x", "y"]].to_numpy()) < 0.65
+    assert arc_spread(ring[["x", "y"]].to_numpy()) < 0.15
+    assert 0.4 < arc_spread(blob[["x", "y"]].to_numpy()) < 0.6
     assert choose_base_model(_single(simulate.rings(seed=1))) == "rings"
+    assert choose_base_model(_single(simulate.c_shapes(seed=1))) == "rings"  # an arc: the rings base knows them
     assert choose_base_model(_single(simulate.gaussian_clusters(locs_per_cluster=60, seed=1))) == "nanoclusters"
-    # clusters of a few localizations often look hollow by chance: too small to tell, they count as filled
-    tiny = simulate.gaussian_clusters(n_clusters=40, locs_per_cluster=5, count_distribution="fixed", seed=2)
+    assert choose_base_model(_single(simulate.elliptical_clusters(seed=1))) == "nanoclusters"
+    # a circle fits a few localizations well whatever their shape: too small to tell, they count as filled
+    tiny = simulate.gaussian_clusters(n_clusters=40, locs_per_cluster=8, count_distribution="fixed", seed=2)
     positions, truth = tiny[["x", "y"]].to_numpy(), tiny["cluster"].to_numpy()
-    looks_hollow = [k for k in range(1, 41) if hollowness(positions[truth == k]) < 0.38]
-    assert looks_hollow  # the trap is real
-    assert choose_base_model(AnnotatedData.from_labels(positions, truth, which=looks_hollow[:1])) == "nanoclusters"
+    looks_like_arcs = [k for k in range(1, 41) if arc_spread(positions[truth == k]) < 0.33]
+    assert looks_like_arcs  # the trap is real
+    assert choose_base_model(AnnotatedData.from_labels(positions, truth, which=looks_like_arcs[:1])) == "nanoclusters"
 
 
 def test_a_base_adapts_to_classes_and_keeps_its_weights():
