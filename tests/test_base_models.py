@@ -18,7 +18,7 @@ from napari_miro.base_models import (
     model_card,
     start_from_base,
 )
-from napari_miro.cluster import ModelFileError
+from napari_miro.cluster import ModelFileError, cluster_points
 from napari_miro.train import PRESETS, AnnotatedData, fit_miro
 
 
@@ -79,3 +79,17 @@ def test_fine_tuning_starts_from_the_chosen_base():
     assert trained.settings.unit_nm == pytest.approx(base.settings.unit_nm)
     assert trained.model.config.hidden == base.model.config.hidden
     assert start_from_base(data, replace(settings, base_model=None)) == (replace(settings, base_model=None), None, None)
+
+
+def test_fine_labels_make_a_two_scale_model_also_from_a_base():
+    """Annotated corners must never be dropped: fit_miro makes a two-scale model whatever the caller sets."""
+    npc = simulate.npc_like(n_structures=4, seed=3)
+    data = AnnotatedData.from_labels(npc[["x", "y"]].to_numpy(), npc["cluster"].to_numpy(), which=[1, 2],
+                                     fine=npc["subcluster"].to_numpy())  # fmt: skip
+    settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=2, n_fields=3, n_validation_fields=2,
+                       validate_every=1, fine_step=None)  # fmt: skip
+    trained, _ = fit_miro(data, settings, device="cpu")
+    steps = trained.model.config.steps
+    assert trained.is_multiscale and trained.model.config.fine_step == steps // 2 - 1
+    points = npc[["x", "y"]].to_numpy()
+    assert cluster_points(trained, points).fine_labels is not None

@@ -20,6 +20,7 @@ import numpy as np
 
 from napari_miro.cluster import ModelFileError, TrainedMIRO
 from napari_miro.model import MIRO, MIROConfig
+from napari_miro.train import default_fine_step
 
 __all__ = ["AUTO", "arc_spread", "base_model_names", "choose_base_model", "load_base_model", "start_from_base"]
 
@@ -110,7 +111,9 @@ def start_from_base(data, settings) -> tuple[object, MIRO | None, str | None]:
         return settings, None, None
     base = load_base_model(name)
     steps = base.model.config.steps
-    fine_step = settings.fine_step if settings.fine_step is None or settings.fine_step < steps else steps // 2 - 1
+    fine_step = settings.fine_step
+    if fine_step is not None and fine_step >= steps:  # the user's step does not exist in the base's network
+        fine_step = default_fine_step(steps)
     model = _adapted(base.model, data.n_classes, fine_step)
     adapted = replace(
         settings,

@@ -151,9 +151,7 @@ def _training_settings(args: argparse.Namespace):
     if args.delta is not None:
         settings = replace(settings, delta_nm=args.delta)
     if getattr(args, "fine", None):
-        settings = replace(
-            settings, fine_step=args.fine_step if args.fine_step is not None else settings.steps // 2 - 1
-        )
+        settings = replace(settings, fine_step=args.fine_step)  # None: fit_miro's default
     if getattr(args, "background", None):
         settings = replace(settings, background=args.background)
     if getattr(args, "base", None) is not None:

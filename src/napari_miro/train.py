@@ -855,6 +855,11 @@ def package_model(
     return trained
 
 
+def default_fine_step(steps: int) -> int:
+    """The last recurrent step trained toward the fine-scale centres of a two-scale model: the first half."""
+    return steps // 2 - 1
+
+
 def fit_miro(
     data: AnnotatedData,
     settings: TrainingSettings | None = None,
@@ -867,8 +872,11 @@ def fit_miro(
 ) -> tuple[TrainedMIRO, TrainingResult]:
     """Train, then tune DBSCAN on synthetic fields: a model ready for :func:`cluster_points`. At each of
     ``checkpoint_minutes`` of training, ``on_model(minutes, model)`` gets the best model so far, ready to use
-    (a first result to show while training goes on, or accuracy against time)."""
+    (a first result to show while training goes on, or accuracy against time). Fine-scale labels in ``data``
+    make a two-scale model (fine centres for the first half of the recurrent steps unless ``fine_step`` says)."""
     settings = settings or PRESETS["compact"]
+    if data.fine_labels is not None and settings.fine_step is None:
+        settings = replace(settings, fine_step=default_fine_step(settings.steps))
     base_name = None
     if initial_model is None and settings.base_model:
         from napari_miro.base_models import start_from_base

@@ -177,13 +177,8 @@ class TrainWidget(QWidget):
             delta_nm=float(self.delta.value()),
             max_minutes=float(self.minutes.value()),
             optimizer_steps=10**7,
-            fine_step=self.steps.value() // 2 - 1 if self._fine_annotated() else None,
             base_model=self.base.currentText() if self.base.isEnabled() and self.base.currentText() != "none" else None,
         )
-
-    def _fine_annotated(self) -> bool:
-        layer = self.layer_choice.layer()
-        return layer is not None and read_annotations(self.viewer, layer).fine_labels is not None
 
     # training --------------------------------------------------------------------------------------------
     def toggle(self) -> None:
