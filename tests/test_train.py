@@ -111,6 +111,12 @@ def test_synthetic_fields_hold_clusters_like_the_annotated_ones():
         for k in range(1, field.cluster.max() + 1)
     ]
     assert np.median(radii) == pytest.approx(250, rel=0.2)  # rings stay rings
+    # a wider size prior makes smaller copies too (for data whose clusters vary more than the annotated ones)
+    wide = FieldSynthesizer(data, seed=0, copy_size_min=0.2)
+    wide_sizes = np.concatenate([np.bincount(wide.field(np.random.default_rng(k)).cluster)[1:] for k in range(3)])
+    assert wide_sizes.min() < 0.5 * min(annotated) and wide_sizes.max() <= 1.25 * max(annotated)
+    with pytest.raises(ValueError, match="copy_size_min"):
+        FieldSynthesizer(data, copy_size_min=0.0)
 
 
 def test_short_training_collapses_rings_and_beats_dbscan(trained_rings):

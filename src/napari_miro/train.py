@@ -78,6 +78,8 @@ class TrainingSettings:
     base_model: str | None = None
     unit_nm: float | None = None  #: the displacement unit in nm, when given (a base model's); else by displacement_unit
     tuning_objective: str = "ari"  #: what DBSCAN's eps / min_samples maximise on synthetic fields ("ari", "ari+ari_c")
+    #: copies of an annotated cluster in the synthetic fields hold this fraction (up to 1.2) of its localizations
+    copy_size_min: float = 0.8
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -283,9 +285,19 @@ class SyntheticField:
 class FieldSynthesizer:
     """Makes synthetic training fields from the annotated clusters (see the module docstring)."""
 
-    def __init__(self, data: AnnotatedData, background: str = "uniform", max_points: int = 4000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: AnnotatedData,
+        background: str = "uniform",
+        max_points: int = 4000,
+        seed: int = 0,
+        copy_size_min: float = 0.8,
+    ) -> None:
+        if not 0 < copy_size_min <= 1.2:
+            raise ValueError(f"copy_size_min must be in (0, 1.2], not {copy_size_min}")
         rng = np.random.default_rng(seed)
         self.data = data
+        self.copy_size_range = (copy_size_min, 1.2)  #: a copy's size over its annotated cluster's
         self.background = background
         self.pools: list[np.ndarray] = []
         self.pool_fine: list[np.ndarray] = []
@@ -320,7 +332,7 @@ class FieldSynthesizer:
         for number in range(1, n_clusters + 1):
             source = int(rng.integers(len(self.pools)))
             pool = self.pools[source]
-            count = int(np.clip(round(self.sizes[source] * rng.uniform(0.8, 1.2)), 3, len(pool)))
+            count = int(np.clip(round(self.sizes[source] * rng.uniform(*self.copy_size_range)), 3, len(pool)))
             chosen = rng.choice(len(pool), size=count, replace=False)
             points = pool[chosen] + rng.normal(0, self.jitter[source], (count, 2))
             angle = rng.uniform(0, 2 * np.pi)
@@ -500,7 +512,9 @@ def make_training_fields(
     """Generate the synthetic training and validation fields (the slow, CPU-bound part of preparation)."""
     delta = settings.delta_nm or suggest_delta(data)
     unit = settings.unit_nm or (delta if settings.displacement_unit == "delta" else median_radius(data))
-    synthesizer = FieldSynthesizer(data, settings.background, settings.max_points_per_field, seed=settings.seed)
+    synthesizer = FieldSynthesizer(
+        data, settings.background, settings.max_points_per_field, settings.seed, settings.copy_size_min
+    )
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
     prepared = []
