@@ -288,15 +288,33 @@ def cache_path(setting: str, mode: str, minutes: float, n_eval: int, preset: str
     return CACHE / f"{setting.replace('/', '_')}_{mode}_{key}.json"
 
 
-def _mean(result: dict | None, method: str, metric: str) -> float:
+def _scores(result: dict | None, method: str) -> tuple[float, float]:
+    """Mean JI_c and ARI_c of one method over a result's evaluation fields (NaN when there is no result)."""
     if result is None:
-        return float("nan")
+        return float("nan"), float("nan")
     table = pd.DataFrame(result["rows"])
-    return float(table.loc[table["method"] == method, metric].mean())
+    means = table.loc[table["method"] == method, ["JI_c", "ARI_c"]].mean()
+    return float(means["JI_c"]), float(means["ARI_c"])
+
+
+def _text(values: tuple[float, float]) -> str:
+    return "-" if np.isnan(values[0]) else f"{values[0]:.2f} / {values[1]:.2f}"
 
 
 def _mark(ok: bool | None) -> str:
     return "-" if ok is None else ("yes" if ok else "**no**")
+
+
+def _beats(miro: tuple[float, float], other: tuple[float, float]) -> bool | None:
+    if np.isnan(miro[0]) or np.isnan(other[0]):
+        return None
+    return miro[0] > other[0] and miro[1] > other[1]
+
+
+def _close(miro: tuple[float, float], goal: tuple[float, float], tolerance: float) -> bool | None:
+    if np.isnan(miro[0]) or np.isnan(goal[0]):
+        return None
+    return miro[0] >= goal[0] - tolerance and miro[1] >= goal[1] - tolerance
 
 
 def targets_table(results: list[dict]) -> list[str]:
@@ -312,37 +330,19 @@ def targets_table(results: list[dict]) -> list[str]:
     ]
     for setting in dict.fromkeys(r["setting"] for r in results):
         few, single = by_key.get((setting, "few")), by_key.get((setting, "single"))
-        reference = few or single
-
-        def pair(result: dict | None, method: str) -> tuple[float, float]:
-            return _mean(result, method, "JI_c"), _mean(result, method, "ARI_c")
-
-        def text(values: tuple[float, float]) -> str:
-            return "-" if np.isnan(values[0]) else f"{values[0]:.2f} / {values[1]:.2f}"
-
-        miro_few, miro_single = pair(few, "MIRO + DBSCAN"), pair(single, "MIRO + DBSCAN")
-        tuned = pair(reference, "DBSCAN tuned")
-        papers_dbscan = pair(reference, "DBSCAN (paper's parameters)")
+        miro_few, miro_single = _scores(few, "MIRO + DBSCAN"), _scores(single, "MIRO + DBSCAN")
+        tuned_few, tuned_single = _scores(few, "DBSCAN tuned"), _scores(single, "DBSCAN tuned")
+        tuned = tuned_few if few is not None else tuned_single
+        papers_dbscan = _scores(few or single, "DBSCAN (paper's parameters)")
         paper = PAPER_MIRO.get(setting, {})
         paper_pair = (paper.get("JI_c", float("nan")), paper.get("ARI_c", float("nan")))
-
-        def beats(miro: tuple[float, float], other: tuple[float, float]) -> bool | None:
-            if np.isnan(miro[0]) or np.isnan(other[0]):
-                return None
-            return miro[0] > other[0] and miro[1] > other[1]
-
-        def close(miro: tuple[float, float], goal: tuple[float, float], tolerance: float) -> bool | None:
-            if np.isnan(miro[0]) or np.isnan(goal[0]):
-                return None
-            return miro[0] >= goal[0] - tolerance and miro[1] >= goal[1] - tolerance
-
-        tuned_few, tuned_single = pair(few, "DBSCAN tuned"), pair(single, "DBSCAN tuned")
         lines.append(
-            f"| {setting} | {text(miro_few)} | {text(miro_single)} | {text(tuned)} | {text(papers_dbscan)} "
-            f"| {text(paper_pair)} | {_mark(beats(miro_few, tuned_few))} / {_mark(beats(miro_single, tuned_single))} "
-            f"| {_mark(beats(miro_few, papers_dbscan))} / {_mark(beats(miro_single, papers_dbscan))} "
-            f"| {_mark(close(miro_single, miro_few, 0.05))} "
-            f"| {_mark(close(miro_few, paper_pair, 0.03))} / {_mark(close(miro_single, paper_pair, 0.03))} |"
+            f"| {setting} | {_text(miro_few)} | {_text(miro_single)} | {_text(tuned)} | {_text(papers_dbscan)} "
+            f"| {_text(paper_pair)} "
+            f"| {_mark(_beats(miro_few, tuned_few))} / {_mark(_beats(miro_single, tuned_single))} "
+            f"| {_mark(_beats(miro_few, papers_dbscan))} / {_mark(_beats(miro_single, papers_dbscan))} "
+            f"| {_mark(_close(miro_single, miro_few, 0.05))} "
+            f"| {_mark(_close(miro_few, paper_pair, 0.03))} / {_mark(_close(miro_single, paper_pair, 0.03))} |"
         )
     return lines
 
