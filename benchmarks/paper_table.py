@@ -284,7 +284,10 @@ def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, devic
 
 
 def cache_path(setting: str, mode: str, minutes: float, n_eval: int, preset: str) -> Path:
-    key = hashlib.sha1(json.dumps([setting, mode, minutes, n_eval, preset]).encode()).hexdigest()[:10]
+    """Where one (setting, mode)'s result is cached: keyed by its parameters and the preset's training settings,
+    so that a change of the recipe's defaults is never served from the cache of the old recipe."""
+    recipe = PRESETS[preset].to_dict()
+    key = hashlib.sha1(json.dumps([setting, mode, minutes, n_eval, preset, recipe]).encode()).hexdigest()[:10]
     return CACHE / f"{setting.replace('/', '_')}_{mode}_{key}.json"
 
 
