@@ -293,7 +293,7 @@ class FieldSynthesizer:
         background: str = "uniform",
         max_points: int = 4000,
         seed: int = 0,
-        copy_size_min: float = 0.3,
+        copy_size_min: float = TrainingSettings.copy_size_min,
     ) -> None:
         if not 0 < copy_size_min <= 1.2:
             raise ValueError(f"copy_size_min must be in (0, 1.2], not {copy_size_min}")
