@@ -93,3 +93,6 @@ def test_fine_labels_make_a_two_scale_model_also_from_a_base():
     assert trained.is_multiscale and trained.model.config.fine_step == steps // 2 - 1
     points = npc[["x", "y"]].to_numpy()
     assert cluster_points(trained, points).fine_labels is not None
+    # recurrent steps asked for that differ from the base's: the fine step is half of the base's network
+    more_steps, _ = fit_miro(data, replace(settings, steps=steps + 8), device="cpu")
+    assert more_steps.model.config.steps == steps and more_steps.model.config.fine_step == steps // 2 - 1

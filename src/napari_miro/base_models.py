@@ -112,7 +112,8 @@ def start_from_base(data, settings) -> tuple[object, MIRO | None, str | None]:
     base = load_base_model(name)
     steps = base.model.config.steps
     fine_step = settings.fine_step
-    if fine_step is not None and fine_step >= steps:  # the user's step does not exist in the base's network
+    # annotated fine labels and no step given, or a step the base's network does not have: its first half
+    if (fine_step is None and data.fine_labels is not None) or (fine_step is not None and fine_step >= steps):
         fine_step = default_fine_step(steps)
     model = _adapted(base.model, data.n_classes, fine_step)
     adapted = replace(

@@ -891,13 +891,13 @@ def fit_miro(
     (a first result to show while training goes on, or accuracy against time). Fine-scale labels in ``data``
     make a two-scale model (fine centres for the first half of the recurrent steps unless ``fine_step`` says)."""
     settings = settings or PRESETS["compact"]
-    if data.fine_labels is not None and settings.fine_step is None:
-        settings = replace(settings, fine_step=default_fine_step(settings.steps))
     base_name = None
     if initial_model is None and settings.base_model:
         from napari_miro.base_models import start_from_base
 
         settings, initial_model, base_name = start_from_base(data, settings)
+    if data.fine_labels is not None and settings.fine_step is None:  # after the base: its number of steps
+        settings = replace(settings, fine_step=default_fine_step(settings.steps))
 
     def checkpoint(info: dict) -> None:
         model = MIRO(info["config"])
