@@ -287,6 +287,8 @@ class SyntheticField:
 class FieldSynthesizer:
     """Makes synthetic training fields from the annotated clusters (see the module docstring)."""
 
+    COPY_SIZE_MAX = 1.2  #: the largest copy of an annotated cluster, over its number of localizations
+
     def __init__(
         self,
         data: AnnotatedData,
@@ -295,11 +297,11 @@ class FieldSynthesizer:
         seed: int = 0,
         copy_size_min: float = TrainingSettings.copy_size_min,
     ) -> None:
-        if not 0 < copy_size_min <= 1.2:
-            raise ValueError(f"copy_size_min must be in (0, 1.2], not {copy_size_min}")
+        if not 0 < copy_size_min <= self.COPY_SIZE_MAX:
+            raise ValueError(f"copy_size_min must be in (0, {self.COPY_SIZE_MAX}], not {copy_size_min}")
         rng = np.random.default_rng(seed)
         self.data = data
-        self.copy_size_range = (copy_size_min, 1.2)  #: a copy's size over its annotated cluster's
+        self.copy_size_range = (copy_size_min, self.COPY_SIZE_MAX)  #: a copy's size over its annotated cluster's
         self.background = background
         self.pools: list[np.ndarray] = []
         self.pool_fine: list[np.ndarray] = []
