@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.spatial import ConvexHull
 
 from napari_miro import metrics, simulate
 from napari_miro.cluster import cluster_points, dbscan_labels
@@ -19,6 +20,7 @@ from napari_miro.train import (
     AnnotatedData,
     FieldSynthesizer,
     TrainingCancelled,
+    background_fraction_from_spacing,
     estimate_densities,
     make_training_fields,
     miro_loss,
@@ -96,6 +98,37 @@ def test_density_estimates_and_delta_follow_the_data():
     assert 100 <= suggest_delta(data) <= 400
 
 
+def test_background_fraction_from_spacing_reads_the_nearest_neighbour_tail():
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(0, 2000, (1500, 2))
+    assert background_fraction_from_spacing(uniform) == pytest.approx(1.0, abs=0.1)
+    for fraction in (0.5, 0.8):  # measured over 8 seeds: 0.47-0.53 and 0.70-0.82
+        df = simulate.gaussian_clusters(n_clusters=20, background_fraction=fraction, fov_nm=2000, seed=4)
+        assert background_fraction_from_spacing(df[["x", "y"]].to_numpy()) == pytest.approx(fraction, abs=0.1)
+    assert background_fraction_from_spacing(uniform[:50]) is None
+    assert background_fraction_from_spacing(np.zeros((200, 2))) is None  # all duplicates: no decay
+
+
+def test_clusters_smaller_than_the_annotated_one_do_not_count_as_background():
+    """Half the clusters hold 5 localizations, half 15 (the benchmark's scenario 8); one 15-cluster annotated.
+    By local density the 5-clusters look like background (measured on fov-01: background x1.42, clusters
+    x0.40); the nearest-neighbour tail sees them as clustered."""
+    small = simulate.gaussian_clusters(n_clusters=20, locs_per_cluster=5, background_fraction=0.0, seed=5)
+    large = simulate.gaussian_clusters(n_clusters=20, locs_per_cluster=15, background_fraction=0.0, seed=6)
+    positions = np.concatenate([small[["x", "y"]].to_numpy(), large[["x", "y"]].to_numpy()])
+    n_clustered = len(positions)
+    positions = np.concatenate([positions, np.random.default_rng(7).uniform(0, 2000, (n_clustered, 2))])
+    labels = np.concatenate(
+        [np.zeros(len(small), np.int64), large["cluster"].to_numpy(), np.zeros(n_clustered, np.int64)]
+    )
+    data = AnnotatedData.from_labels(positions, labels, which=[1])
+    true_background = n_clustered / ConvexHull(positions).volume
+    background, _ = estimate_densities(data, "uniform")
+    by_local_density, _ = estimate_densities(data, "blinking")
+    assert background == pytest.approx(true_background, rel=0.15)  # 4 seeds: +4% to +15% (local density: +25-40%)
+    assert abs(background - true_background) < abs(by_local_density - true_background)
+
+
 def test_synthetic_fields_hold_clusters_like_the_annotated_ones():
     df = simulate.rings(n_clusters=10, fov_nm=3000, seed=3)
     data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1, 2])
@@ -117,6 +150,20 @@ def test_synthetic_fields_hold_clusters_like_the_annotated_ones():
     assert wide_sizes.min() < 0.5 * min(annotated) and wide_sizes.max() <= 1.25 * max(annotated)
     with pytest.raises(ValueError, match="copy_size_min"):
         FieldSynthesizer(data, copy_size_min=0.0)
+
+
+def test_copies_never_fall_below_the_floor_or_their_own_size():
+    for locs, smallest in ((6, 5), (4, 4)):  # 0.3 x 6 would be 2: the floor of 5; a 4-cluster: its own size
+        df = simulate.gaussian_clusters(n_clusters=12, locs_per_cluster=locs, background_fraction=0.3, seed=8)
+        data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])
+        synthesizer = FieldSynthesizer(data, seed=0)
+        copies = np.concatenate(
+            [np.bincount(synthesizer.field(np.random.default_rng(k)).cluster)[1:] for k in range(8)]
+        )
+        assert copies.min() == smallest
+    assert FieldSynthesizer(data, seed=0, copy_size_floor=3).floors == [3]
+    with pytest.raises(ValueError, match="copy_size_floor"):
+        FieldSynthesizer(data, copy_size_floor=2)
 
 
 def test_short_training_collapses_rings_and_beats_dbscan(trained_rings):

@@ -35,6 +35,7 @@ __all__ = [
     "TrainingCancelled",
     "TrainingFields",
     "TrainingSettings",
+    "background_fraction_from_spacing",
     "estimate_densities",
     "fit_miro",
     "miro_loss",
@@ -82,6 +83,9 @@ class TrainingSettings:
     #: copies of an annotated cluster in the synthetic fields hold this fraction (up to 1.2) of its localizations;
     #: a wide range, because real clusters beside the annotated one are often smaller (measured: docs/training.md)
     copy_size_min: float = 0.3
+    #: ... and never fewer localizations than this (or than the annotated cluster, when it is smaller): at 3,
+    #: copies of 5-localization clusters fell to 3 and DBSCAN's min_samples with them (docs/training.md)
+    copy_size_floor: int = 5
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -251,13 +255,37 @@ def _area(points: np.ndarray) -> float:
         return float(np.prod(np.ptp(points, axis=0)) if len(points) else 0.0)
 
 
-def estimate_densities(data: AnnotatedData) -> tuple[float, float]:
+def background_fraction_from_spacing(positions: np.ndarray) -> float | None:
+    """The fraction of localizations that are uniform background, from the tail of the nearest-neighbour
+    distances: for points of a Poisson background, P(d > r) = exp(-lambda pi r^2), and clustered points have
+    short distances, so over the larger half of the distances log P(d > r) = log f - lambda pi r^2 and the
+    intercept gives f. None when the fit does not describe a background (too few points, no decay)."""
+    if len(positions) < 100:
+        return None
+    distances, _ = cKDTree(positions).query(positions, k=2)
+    nearest = np.sort(distances[:, 1])
+    survival = 1.0 - np.arange(len(nearest)) / len(nearest)
+    low, high = np.quantile(nearest, [0.5, 0.97])
+    tail = (nearest >= low) & (nearest <= high)
+    if tail.sum() < 20 or high <= low:
+        return None
+    slope, intercept = np.polyfit(nearest[tail] ** 2, np.log(survival[tail]), 1)
+    if slope >= 0:
+        return None
+    return float(min(math.exp(intercept), 1.0))
+
+
+def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tuple[float, float]:
     """(background localizations, clusters) per nm^2 in the user's data, measured around the annotations.
 
     Local density (neighbours within the annotated clusters' radius of gyration) separates cluster-like
     from background-like localizations: cluster-like points are those denser than half the median density
     inside the annotated clusters. Background density = background-like points over the area they leave;
     cluster density = cluster-like points / mean annotated cluster size over the data's area.
+
+    With a uniform background, the background fraction comes from the nearest-neighbour distances instead
+    (:func:`background_fraction_from_spacing`), which also counts clusters smaller or sparser than the
+    annotated ones as clusters (measured on the benchmark's fov-01, docs/training.md).
     """
     positions = data.positions
     radius = median_radius(data)
@@ -268,9 +296,14 @@ def estimate_densities(data: AnnotatedData) -> tuple[float, float]:
     total_area = max(data.area_nm2 or _area(positions), 1.0)
     inside_density = float(np.median(local[inside])) / (math.pi * radius**2)
     clustered_area = min(dense.sum() / max(inside_density, 1e-12), 0.9 * total_area)
-    background_density = (~dense).sum() / (total_area - clustered_area)
+    n_background = float((~dense).sum())
+    fraction = background_fraction_from_spacing(positions) if background == "uniform" else None
+    if fraction is not None:
+        n_background = fraction * len(positions)
+        clustered_area = min((len(positions) - n_background) / max(inside_density, 1e-12), 0.9 * total_area)
+    background_density = n_background / (total_area - clustered_area)
     mean_size = float(np.mean([len(c) for c in data.clusters]))
-    cluster_density = dense.sum() / mean_size / total_area
+    cluster_density = (len(positions) - n_background) / mean_size / total_area
     return float(background_density), float(max(cluster_density, 1.0 / total_area))
 
 
@@ -296,9 +329,12 @@ class FieldSynthesizer:
         max_points: int = 4000,
         seed: int = 0,
         copy_size_min: float = TrainingSettings.copy_size_min,
+        copy_size_floor: int = TrainingSettings.copy_size_floor,
     ) -> None:
         if not 0 < copy_size_min <= self.COPY_SIZE_MAX:
             raise ValueError(f"copy_size_min must be in (0, {self.COPY_SIZE_MAX}], not {copy_size_min}")
+        if copy_size_floor < 3:
+            raise ValueError(f"copy_size_floor must be at least 3 (a cluster), not {copy_size_floor}")
         rng = np.random.default_rng(seed)
         self.data = data
         self.copy_size_range = (copy_size_min, self.COPY_SIZE_MAX)  #: a copy's size over its annotated cluster's
@@ -306,6 +342,8 @@ class FieldSynthesizer:
         self.pools: list[np.ndarray] = []
         self.pool_fine: list[np.ndarray] = []
         self.sizes = [len(c) for c in data.clusters]
+        #: per annotated cluster, the fewest localizations of a copy
+        self.floors = [min(copy_size_floor, size) for size in self.sizes]
         #: per annotated cluster, the jitter of its copies: a quarter of its median nearest-neighbour distance
         self.jitter = [0.25 * max(_median_nn_distance(data.positions[c]), 0.5) for c in data.clusters]
         for index, members in enumerate(data.clusters):
@@ -317,7 +355,7 @@ class FieldSynthesizer:
             self.pools.append(points)
             self.pool_fine.append(fine)
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
-        self.background_density, self.cluster_density = estimate_densities(data)
+        self.background_density, self.cluster_density = estimate_densities(data, background)
         # a field holds ~15 clusters (as the paper's fields do) within the point budget
         side = math.sqrt(15.0 / self.cluster_density)
         side = max(side, 8 * self.cluster_radius)
@@ -336,7 +374,8 @@ class FieldSynthesizer:
         for number in range(1, n_clusters + 1):
             source = int(rng.integers(len(self.pools)))
             pool = self.pools[source]
-            count = int(np.clip(round(self.sizes[source] * rng.uniform(*self.copy_size_range)), 3, len(pool)))
+            size = round(self.sizes[source] * rng.uniform(*self.copy_size_range))
+            count = int(np.clip(size, self.floors[source], len(pool)))
             chosen = rng.choice(len(pool), size=count, replace=False)
             points = pool[chosen] + rng.normal(0, self.jitter[source], (count, 2))
             angle = rng.uniform(0, 2 * np.pi)
@@ -517,7 +556,12 @@ def make_training_fields(
     delta = settings.delta_nm or suggest_delta(data)
     unit = settings.unit_nm or (delta if settings.displacement_unit == "delta" else median_radius(data))
     synthesizer = FieldSynthesizer(
-        data, settings.background, settings.max_points_per_field, settings.seed, settings.copy_size_min
+        data,
+        settings.background,
+        settings.max_points_per_field,
+        settings.seed,
+        settings.copy_size_min,
+        settings.copy_size_floor,
     )
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
