@@ -14,6 +14,7 @@ Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends t
     python benchmarks/time_to_accuracy.py [--settings ground-truth/scenario-6 ...] [--minutes 10]
         [--checkpoints 1 2 5 10] [--n-eval 10] [--passes 1 2] [--set learning_rate=3e-3 ...] [--label NAME]
         [--device auto] [--out docs/time_to_accuracy_cpu.md] [--json rows.jsonl] [--plot curves.png]
+        [--true-densities]  (study only: fov-01's true densities instead of the estimated ones)
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import ConvexHull
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_table import PAPER_DBSCAN, annotations, fields_of
 
 from napari_miro import metrics
+from napari_miro import train as train_module
 from napari_miro.cluster import cluster_points, dbscan_labels
 from napari_miro.train import PRESETS, TrainingSettings, fit_miro, tune_dbscan
 
@@ -76,9 +79,19 @@ def score(trained, test_frames, labels_of=None) -> dict:
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
 
+def true_densities(frame) -> tuple[float, float]:
+    """(background localizations, clusters) per nm^2 of a benchmark field, from its ground truth."""
+    truth = frame["truth"].to_numpy()
+    area = ConvexHull(frame[["x", "y"]].to_numpy()).volume
+    return float((truth == 0).sum() / area), float(len(np.unique(truth[truth > 0])) / area)
+
+
 def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     frames = fields_of(setting, 3 + args.n_eval)
     train_frames, test_frames = frames[:3], frames[3:]
+    if args.true_densities:  # a study of the recipe, not a way to train: the synthetic fields get fov-01's truth
+        densities = true_densities(train_frames[0])
+        train_module.estimate_densities = lambda data, background="uniform": densities
     settings = replace(
         PRESETS[args.preset],
         max_minutes=args.minutes,
@@ -99,6 +112,8 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     wall = time.perf_counter() - start
     checkpoints.append((args.minutes, trained))
     common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
+    if args.true_densities:
+        common["densities"] = "fov-01 truth"
     rows = []
     for minutes, model in checkpoints:
         tuned_for, tuned = model.settings.passes, (model.settings.eps_nm, model.settings.min_samples)
@@ -196,6 +211,11 @@ def main() -> None:
     parser.add_argument("--preset", default="compact")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="TrainingSettings overrides")
     parser.add_argument("--label", default="default")
+    parser.add_argument(
+        "--true-densities",
+        action="store_true",
+        help="study only: synthetic fields with fov-01's true background and cluster densities, not estimated",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="markdown file to append the table to")
     parser.add_argument("--json", default=None, help="JSON-lines file to append the rows to")
