@@ -299,7 +299,8 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tupl
     n_background = float((~dense).sum())
     fraction = background_fraction_from_spacing(positions) if background == "uniform" else None
     if fraction is not None:
-        n_background = fraction * len(positions)
+        # the annotated localizations are clustered whatever the fit says (all-annotated fields: f near 1)
+        n_background = min(fraction * len(positions), float(len(positions) - len(inside)))
         clustered_area = min((len(positions) - n_background) / max(inside_density, 1e-12), 0.9 * total_area)
     background_density = n_background / (total_area - clustered_area)
     mean_size = float(np.mean([len(c) for c in data.clusters]))
