@@ -295,16 +295,15 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tupl
     dense = local > 0.5 * float(np.median(local[inside]))
     total_area = max(data.area_nm2 or _area(positions), 1.0)
     inside_density = float(np.median(local[inside])) / (math.pi * radius**2)
-    clustered_area = min(dense.sum() / max(inside_density, 1e-12), 0.9 * total_area)
-    n_background = float((~dense).sum())
+    n_clustered = float(dense.sum())
     fraction = background_fraction_from_spacing(positions) if background == "uniform" else None
     if fraction is not None:
         # the annotated localizations are clustered whatever the fit says (all-annotated fields: f near 1)
-        n_background = min(fraction * len(positions), float(len(positions) - len(inside)))
-        clustered_area = min((len(positions) - n_background) / max(inside_density, 1e-12), 0.9 * total_area)
-    background_density = n_background / (total_area - clustered_area)
+        n_clustered = max((1.0 - fraction) * len(positions), float(len(inside)))
+    clustered_area = min(n_clustered / max(inside_density, 1e-12), 0.9 * total_area)
+    background_density = (len(positions) - n_clustered) / (total_area - clustered_area)
     mean_size = float(np.mean([len(c) for c in data.clusters]))
-    cluster_density = (len(positions) - n_background) / mean_size / total_area
+    cluster_density = n_clustered / mean_size / total_area
     return float(background_density), float(max(cluster_density, 1.0 / total_area))
 
 
