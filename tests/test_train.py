@@ -166,6 +166,34 @@ def test_copies_never_fall_below_the_floor_or_their_own_size():
         FieldSynthesizer(data, copy_size_floor=2)
 
 
+def test_copies_can_be_jittered_and_stretched_more():
+    df = simulate.gaussian_clusters(n_clusters=12, locs_per_cluster=60, sigma_nm=30.0, background_fraction=0.3, seed=4)
+    data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])
+
+    def log_aspects(synthesizer: FieldSynthesizer) -> np.ndarray:
+        values = []
+        for k in range(4):
+            field = synthesizer.field(np.random.default_rng(k))
+            for label in range(1, field.cluster.max() + 1):
+                eigen = np.linalg.eigvalsh(np.cov(field.positions[field.cluster == label].T))
+                values.append(0.5 * np.log(eigen[1] / eigen[0]))
+        return np.array(values)
+
+    plain = FieldSynthesizer(data, seed=0, copy_size_min=1.0)
+    stretched = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_stretch=0.4)
+    # whole copies of one cluster keep its shape; stretched ones vary (a log-normal factor along a random axis)
+    assert log_aspects(stretched).std() > 1.5 * log_aspects(plain).std()
+
+    def pool_radius(synthesizer: FieldSynthesizer) -> float:
+        return float(np.sqrt((synthesizer.pools[0] ** 2).sum(1).mean()))
+
+    loose = FieldSynthesizer(data, seed=0, copy_jitter=1.0)
+    assert loose.jitter[0] == pytest.approx(4 * plain.jitter[0])
+    assert pool_radius(loose) > pool_radius(plain)
+    with pytest.raises(ValueError, match="must not be negative"):
+        FieldSynthesizer(data, copy_jitter=-0.1)
+
+
 def test_short_training_collapses_rings_and_beats_dbscan(trained_rings):
     """Threshold: a model that learned nothing has compression 0 and the same JI_c as DBSCAN; after ~20 s of
     training the rings of fields it never saw shrink by more than 15% and are detected better."""
