@@ -69,6 +69,10 @@ def _annotate(viewer, label: int = 3, class_name: str = "ring"):
 def _train(qtbot, viewer, minutes: float = 0.05) -> TrainWidget:
     widget = TrainWidget(viewer)
     assert widget.preset.currentText() == "compact"  # the default suits a CPU
+    assert widget.settings().background == "uniform"
+    widget.background.setCurrentText("blinking")
+    assert widget.settings().background == "blinking"
+    widget.background.setCurrentText("uniform")
     widget.device.setCurrentText("cpu")
     widget.minutes.setValue(minutes)
     worker = widget.start()

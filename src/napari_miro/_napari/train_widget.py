@@ -77,7 +77,15 @@ class TrainWidget(QWidget):
         self.base.addItems(["auto", "none", *base_model_names()])
         self.base.setToolTip(
             "start from a pre-trained base model and fine-tune it on your clusters (compact preset): auto picks "
-            "rings or nanoclusters from the annotated clusters' shape; none trains from scratch"
+            "rings or nanoclusters from the annotated clusters' shape (and the blinking base for a blinking "
+            "background); none trains from scratch"
+        )
+        self.background = QComboBox()
+        self.background.addItems(["uniform", "blinking"])
+        self.background.setToolTip(
+            "the background of the synthetic training fields: uniform (one localization per molecule, e.g. "
+            "merged or ground-truth tables) or blinking (each molecule gives several localizations close "
+            "together, as in raw dSTORM / PALM tables); with a blinking base model shipped, auto starts from it"
         )
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
@@ -111,6 +119,7 @@ class TrainWidget(QWidget):
         form.addRow("device", self.device)
         form.addRow("preset", self.preset)
         form.addRow("start from", self.base)
+        form.addRow("background", self.background)
         form.addRow("recurrent steps", self.steps)
         form.addRow("delta (edge length)", delta_row)
         form.addRow("training time", self.minutes)
@@ -177,6 +186,7 @@ class TrainWidget(QWidget):
             delta_nm=float(self.delta.value()),
             max_minutes=float(self.minutes.value()),
             optimizer_steps=10**7,
+            background=self.background.currentText(),
             base_model=self.base.currentText() if self.base.isEnabled() and self.base.currentText() != "none" else None,
         )
 

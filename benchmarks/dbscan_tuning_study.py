@@ -1,0 +1,113 @@
+"""Study: how DBSCAN's eps / min_samples are chosen on synthetic fields, and what each rule gives on unseen FOVs.
+
+Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, the compact preset), scores
+every (eps, min_samples) of the tuning grid on 16 fresh synthetic fields (the mean of ARI and ARI_c, the
+preset's objective) and on 10 benchmark FOVs the model never saw (JI_c, ARI_c), then prints what several
+selection rules pick and what it is worth on the real FOVs, beside the best grid point there (the oracle).
+
+    python benchmarks/dbscan_tuning_study.py ground-truth/scenario-10 [--minutes 0.8] [--json rows.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+import numpy as np
+from paper_table import annotations, fields_of
+from scipy.spatial import cKDTree
+from sklearn.metrics import adjusted_rand_score
+
+from napari_miro import metrics
+from napari_miro.cluster import collapse, dbscan_labels
+from napari_miro.train import PRESETS, fit_miro
+
+
+def field_score(truth: np.ndarray, labels: np.ndarray) -> float:
+    """The tuning objective: the mean of the ARI and the ARI over truly clustered points."""
+    clustered = truth > 0
+    return 0.5 * (adjusted_rand_score(truth, labels) + adjusted_rand_score(truth[clustered], labels[clustered]))
+
+
+def smooth(grid: np.ndarray) -> np.ndarray:
+    """Mean over each grid point's 3 x 3 neighbourhood (edges repeated)."""
+    padded = np.pad(grid, 1, mode="edge")
+    rows, cols = grid.shape
+    return sum(padded[i : i + rows, j : j + cols] for i in range(3) for j in range(3)) / 9
+
+
+def selection_rules(synthetic: np.ndarray, eps_grid: np.ndarray) -> dict[str, tuple[int, int]]:
+    """(eps index, min_samples index) chosen by each rule from the per-field synthetic scores (fields, eps, ms)."""
+    first4, all16 = synthetic[:4].mean(0), synthetic.mean(0)
+    rules = {
+        "argmax, 4 fields (the default)": np.unravel_index(first4.argmax(), first4.shape),
+        "argmax, 16 fields": np.unravel_index(all16.argmax(), all16.shape),
+        "3x3-smoothed argmax, 16 fields": np.unravel_index(smooth(all16).argmax(), all16.shape),
+    }
+    for tolerance in (0.01, 0.02):
+        near = np.argwhere(all16 >= all16.max() - tolerance)
+        largest = near[:, 0].max()
+        rules[f"largest eps within {tolerance}"] = (largest, int(np.median(near[near[:, 0] == largest][:, 1])))
+        centre = int(np.argmin(np.abs(np.log(eps_grid) - np.median(np.log(eps_grid[near[:, 0]])))))
+        at_centre = near[near[:, 0] == centre][:, 1]
+        rules[f"median eps within {tolerance}"] = (centre, int(np.median(at_centre if len(at_centre) else near[:, 1])))
+    quartile = np.quantile(synthetic, 0.25, axis=0)
+    rules["best lower quartile over fields"] = np.unravel_index(quartile.argmax(), quartile.shape)
+    return {name: (int(i), int(j)) for name, (i, j) in rules.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("setting")
+    parser.add_argument("--minutes", type=float, default=0.8)
+    parser.add_argument("--json", help="JSON-lines file to append the result to")
+    args = parser.parse_args()
+    frames = fields_of(args.setting, 13)
+    settings = replace(
+        PRESETS["compact"],
+        max_minutes=args.minutes,
+        optimizer_steps=10**7,
+        background="blinking" if args.setting.startswith("blinking") else "uniform",
+    )
+    trained, result = fit_miro(annotations(frames[:3], single=True, setting=args.setting), settings)
+    synthesizer = result.fields.synthesizer
+    rng = np.random.default_rng(settings.seed + 3)
+    tuning = [synthesizer.field(rng) for _ in range(16)]
+    collapsed = [collapse(trained, f.positions).positions for f in tuning]
+    nearest = np.concatenate([cKDTree(p).query(p, k=2)[0][:, 1] for p in collapsed[:4]])
+    low, high = max(float(np.quantile(nearest, 0.5)), 0.1), max(8 * float(np.quantile(nearest, 0.9)), 1.0)
+    eps_grid = np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
+    upper = max(3, min(synthesizer.sizes))
+    samples_grid = np.unique(np.linspace(2, upper, num=min(8, upper - 1)).round().astype(int))
+    synthetic = np.array(
+        [
+            [[field_score(f.cluster, dbscan_labels(p, float(e), int(s))) for s in samples_grid] for e in eps_grid]
+            for f, p in zip(tuning, collapsed, strict=True)
+        ]
+    )
+    unseen = [
+        (f[["x", "y"]].to_numpy(), f["truth"].to_numpy(), collapse(trained, f[["x", "y"]].to_numpy()).positions)
+        for f in frames[3:]
+    ]
+    real = np.zeros((len(eps_grid), len(samples_grid), 2))
+    for i, eps in enumerate(eps_grid):
+        for j, samples in enumerate(samples_grid):
+            rows = [metrics.evaluate(xy, t, dbscan_labels(c, float(eps), int(samples))) for xy, t, c in unseen]
+            real[i, j] = np.mean([r["JI_c"] for r in rows]), np.mean([r["ARI_c"] for r in rows])
+    rules = selection_rules(synthetic, eps_grid)
+    rules["oracle (best JI_c + ARI_c on the unseen FOVs)"] = np.unravel_index(real.sum(2).argmax(), real.shape[:2])
+    report = {"setting": args.setting, "minutes": args.minutes}
+    print(f"{args.setting}: rule, eps nm / min_samples, synthetic score, JI_c / ARI_c on 10 unseen FOVs")
+    for name, (i, j) in rules.items():
+        values = [float(eps_grid[i]), int(samples_grid[j]), round(float(synthetic.mean(0)[i, j]), 3)]
+        values += [round(float(v), 3) for v in real[i, j]]
+        report[name] = values
+        print(f"  {name:46s} {values[0]:7.2f} / {values[1]:3d}  {values[2]:.3f}  {values[3]:.2f} / {values[4]:.2f}")
+    if args.json:
+        with open(args.json, "a") as handle:
+            handle.write(json.dumps(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
