@@ -70,10 +70,10 @@ def arc_spread(points: np.ndarray) -> float:
     return float((distances - radius).std() / max(radius, 1e-9))
 
 
-def choose_base_model(data, background: str = "uniform") -> str | None:
+def choose_base_model(data) -> str | None:
     """The base model that fits the annotated clusters: by shape (rings and arcs: rings; filled: nanoclusters,
-    also for clusters too small to tell), when a model of that family is shipped; with a blinking background
-    the family's blinking base when there is one. None when there is none."""
+    also for clusters too small to tell), when a model of that family is shipped; None when there is none.
+    (Blinking bases are picked by name: auto does not choose them yet.)"""
     names = base_model_names()
     if not names:
         return None
@@ -81,8 +81,6 @@ def choose_base_model(data, background: str = "uniform") -> str | None:
         np.median([arc_spread(data.positions[c]) if len(c) >= SHAPE_MIN_POINTS else np.inf for c in data.clusters])
     )
     family = "rings" if median < ARC_BELOW else "nanoclusters"
-    if background == "blinking" and f"{family}-blinking" in names:
-        return f"{family}-blinking"
     return family if family in names else None
 
 
@@ -108,7 +106,7 @@ def start_from_base(data, settings) -> tuple[object, MIRO | None, str | None]:
     wanted = settings.base_model
     if not wanted:
         return settings, None, None
-    name = choose_base_model(data, settings.background) if wanted == AUTO else wanted
+    name = choose_base_model(data) if wanted == AUTO else wanted
     if name is None:
         return settings, None, None
     base = load_base_model(name)

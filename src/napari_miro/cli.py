@@ -453,8 +453,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--base",
         default=None,
         help="start from a shipped pre-trained base model and fine-tune: auto (chosen from the annotated clusters' "
-        "shape, and the background: a blinking base for --background blinking), none (from scratch) or a name "
-        "(see 'napari-miro info --bases'); default: the preset's",
+        "shape), none (from scratch) or a name (see 'napari-miro info --bases'); default: the preset's",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -77,15 +77,14 @@ class TrainWidget(QWidget):
         self.base.addItems(["auto", "none", *base_model_names()])
         self.base.setToolTip(
             "start from a pre-trained base model and fine-tune it on your clusters (compact preset): auto picks "
-            "rings or nanoclusters from the annotated clusters' shape (and the blinking base for a blinking "
-            "background); none trains from scratch"
+            "rings or nanoclusters from the annotated clusters' shape; none trains from scratch"
         )
         self.background = QComboBox()
         self.background.addItems(["uniform", "blinking"])
         self.background.setToolTip(
             "the background of the synthetic training fields: uniform (one localization per molecule, e.g. "
             "merged or ground-truth tables) or blinking (each molecule gives several localizations close "
-            "together, as in raw dSTORM / PALM tables); with a blinking base model shipped, auto starts from it"
+            "together, as in raw dSTORM / PALM tables)"
         )
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
