@@ -28,7 +28,8 @@ def _single(df) -> AnnotatedData:
 
 def test_base_models_ship_with_cards_and_load_safely():
     names = base_model_names()
-    assert {"nanoclusters", "rings"} <= set(names)
+    assert {"nanoclusters", "rings", "nanoclusters-blinking"} <= set(names)
+    assert model_card("nanoclusters-blinking")["recipe"]["training_settings"]["background"] == "blinking"
     for name in names:
         card = model_card(name)
         assert card["name"] == name and card["optimizer_steps"] > 0 and card["training_seconds"] > 0
