@@ -45,6 +45,7 @@ def trained_rings(rings_field):
         base_model=None,  # the recipe of session 1, which the thresholds of the tests using it were set for
         passes=1,
         tuning_objective="ari",
+        copy_jitter=0.25,
         hidden=32,
         steps=8,
         n_fields=32,

@@ -179,8 +179,8 @@ def test_copies_can_be_jittered_and_stretched_more():
                 values.append(0.5 * np.log(eigen[1] / eigen[0]))
         return np.array(values)
 
-    plain = FieldSynthesizer(data, seed=0, copy_size_min=1.0)
-    stretched = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_stretch=0.4)
+    plain = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_jitter=0.25)
+    stretched = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_jitter=0.25, copy_stretch=0.4)
     # whole copies of one cluster keep its shape; stretched ones vary (a log-normal factor along a random axis)
     assert log_aspects(stretched).std() > 1.5 * log_aspects(plain).std()
 
