@@ -1,8 +1,8 @@
 """Study: how DBSCAN's eps / min_samples are chosen on synthetic fields, and what each rule gives on unseen FOVs.
 
 Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, the compact preset), scores
-every (eps, min_samples) of the tuning grid on 16 fresh synthetic fields (the mean of ARI and ARI_c, the
-preset's objective) and on 10 benchmark FOVs the model never saw (JI_c, ARI_c), then prints what several
+every (eps, min_samples) of the tuning grid on 16 fresh synthetic fields (the preset's objective, the mean of
+ARI and ARI_c) and on 10 benchmark FOVs the model never saw (JI_c, ARI_c), then prints what several
 selection rules pick and what it is worth on the real FOVs, beside the best grid point there (the oracle).
 
     python benchmarks/dbscan_tuning_study.py ground-truth/scenario-10 [--minutes 0.8] [--json rows.jsonl]
@@ -16,18 +16,10 @@ from dataclasses import replace
 
 import numpy as np
 from paper_table import annotations, fields_of
-from scipy.spatial import cKDTree
-from sklearn.metrics import adjusted_rand_score
 
 from napari_miro import metrics
-from napari_miro.cluster import collapse, dbscan_labels
+from napari_miro.cluster import collapse, dbscan_labels, tuning_eps_grid, tuning_samples_grid, tuning_score
 from napari_miro.train import PRESETS, fit_miro
-
-
-def field_score(truth: np.ndarray, labels: np.ndarray) -> float:
-    """The tuning objective: the mean of the ARI and the ARI over truly clustered points."""
-    clustered = truth > 0
-    return 0.5 * (adjusted_rand_score(truth, labels) + adjusted_rand_score(truth[clustered], labels[clustered]))
 
 
 def smooth(grid: np.ndarray) -> np.ndarray:
@@ -75,14 +67,15 @@ def main() -> None:
     rng = np.random.default_rng(settings.seed + 3)
     tuning = [synthesizer.field(rng) for _ in range(16)]
     collapsed = [collapse(trained, f.positions).positions for f in tuning]
-    nearest = np.concatenate([cKDTree(p).query(p, k=2)[0][:, 1] for p in collapsed[:4]])
-    low, high = max(float(np.quantile(nearest, 0.5)), 0.1), max(8 * float(np.quantile(nearest, 0.9)), 1.0)
-    eps_grid = np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
-    upper = max(3, min(synthesizer.sizes))
-    samples_grid = np.unique(np.linspace(2, upper, num=min(8, upper - 1)).round().astype(int))
+    eps_grid = tuning_eps_grid(collapsed[:4])  # the grid the default tuning (4 fields) searches
+    samples_grid = tuning_samples_grid(min(synthesizer.sizes))
+    objective = settings.tuning_objective
     synthetic = np.array(
         [
-            [[field_score(f.cluster, dbscan_labels(p, float(e), int(s))) for s in samples_grid] for e in eps_grid]
+            [
+                [tuning_score(f.cluster, dbscan_labels(p, float(e), int(s)), objective) for s in samples_grid]
+                for e in eps_grid
+            ]
             for f, p in zip(tuning, collapsed, strict=True)
         ]
     )

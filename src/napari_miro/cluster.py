@@ -381,6 +381,31 @@ def cluster_points(
 TUNING_OBJECTIVES = ("ari", "ari+ari_c")
 
 
+def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari") -> float:
+    """How well DBSCAN's labels match the truth of one field: the ARI ("ari") or the mean of the ARI and the ARI
+    over truly clustered points ("ari+ari_c")."""
+    value = adjusted_rand_score(truth, labels)
+    if objective == "ari+ari_c" and (truth > 0).any():
+        value = 0.5 * (value + adjusted_rand_score(truth[truth > 0], labels[truth > 0]))
+    return value
+
+
+def tuning_eps_grid(points_list: list[np.ndarray]) -> np.ndarray:
+    """The eps values (nm) searched: from the median nearest-neighbour distance up to 8x its 90th percentile,
+    geometrically spaced."""
+    from scipy.spatial import cKDTree
+
+    nn = np.concatenate([cKDTree(p).query(p, k=2)[0][:, 1] for p in points_list if len(p) > 1])
+    low, high = max(float(np.quantile(nn, 0.5)), 0.1), max(8 * float(np.quantile(nn, 0.9)), 1.0)
+    return np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
+
+
+def tuning_samples_grid(min_cluster_size: int) -> np.ndarray:
+    """The min_samples values searched: from 2 up to the smallest cluster size (at least 3), at most 8 values."""
+    upper = max(3, min_cluster_size)
+    return np.unique(np.linspace(2, upper, num=min(8, upper - 1)).round().astype(int))
+
+
 def grid_search_dbscan(
     positions_list: list[np.ndarray],
     truth_list: list[np.ndarray],
@@ -392,18 +417,11 @@ def grid_search_dbscan(
     ARI and the ARI over truly clustered points ("ari+ari_c", which also penalises split clusters)."""
     if objective not in TUNING_OBJECTIVES:
         raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
-
-    def field_score(truth: np.ndarray, labels: np.ndarray) -> float:
-        value = adjusted_rand_score(truth, labels)
-        if objective == "ari+ari_c" and (truth > 0).any():
-            value = 0.5 * (value + adjusted_rand_score(truth[truth > 0], labels[truth > 0]))
-        return value
-
     best = (float(eps_grid[0]), int(samples_grid[0]), -np.inf)
     for eps in eps_grid:
         for samples in samples_grid:
             scores = [
-                field_score(truth, dbscan_labels(points, float(eps), int(samples)))
+                tuning_score(truth, dbscan_labels(points, float(eps), int(samples)), objective)
                 for points, truth in zip(positions_list, truth_list, strict=True)
             ]
             score = float(np.mean(scores))
@@ -427,33 +445,24 @@ def suggest_parameters(
     the original positions (the fair baseline). eps is searched on a grid of quantiles of the nearest-
     neighbour distances, min_samples from 2 up to the smallest cluster size.
     """
-    from scipy.spatial import cKDTree
-
     collapsed = [collapse(trained, f.positions, device=device) for f in fields]
     truths = [f.cluster for f in fields]
-    upper = max(3, min_cluster_size)
-    samples_grid = np.unique(np.linspace(2, upper, num=min(8, upper - 1)).round().astype(int))
-
-    def eps_grid(points_list: list[np.ndarray]) -> np.ndarray:
-        # from the median nearest-neighbour distance up to 8x its 90th percentile, geometrically spaced
-        nn = np.concatenate([cKDTree(p).query(p, k=2)[0][:, 1] for p in points_list if len(p) > 1])
-        low, high = max(float(np.quantile(nn, 0.5)), 0.1), max(8 * float(np.quantile(nn, 0.9)), 1.0)
-        return np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
-
+    samples_grid = tuning_samples_grid(min_cluster_size)
+    collapsed_points = [c.positions for c in collapsed]
     eps, samples, score = grid_search_dbscan(
-        [c.positions for c in collapsed], truths, eps_grid([c.positions for c in collapsed]), samples_grid, objective
+        collapsed_points, truths, tuning_eps_grid(collapsed_points), samples_grid, objective
     )
     result = {"eps_nm": eps, "min_samples": samples, "miro_ari": score}
     if trained.is_multiscale:
         fine_truth = [f.fine for f in fields]
         fine_points = [c.fine_positions for c in collapsed]
         fine_eps, fine_samples, fine_score = grid_search_dbscan(
-            fine_points, fine_truth, eps_grid(fine_points), samples_grid, objective
+            fine_points, fine_truth, tuning_eps_grid(fine_points), samples_grid, objective
         )
         result.update(fine_eps_nm=fine_eps, fine_min_samples=fine_samples, fine_ari=fine_score)
     original = [f.positions for f in fields]
     base_eps, base_samples, base_score = grid_search_dbscan(
-        original, truths, eps_grid(original), samples_grid, objective
+        original, truths, tuning_eps_grid(original), samples_grid, objective
     )
     result.update(dbscan_eps_nm=base_eps, dbscan_min_samples=base_samples, dbscan_ari=base_score)
     return result
