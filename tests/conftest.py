@@ -50,6 +50,7 @@ def trained_rings(rings_field):
         steps=8,
         n_fields=32,
         n_validation_fields=4,
+        n_tuning_fields=2,
         optimizer_steps=300,
         validate_every=50,
         seed=0,

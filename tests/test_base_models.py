@@ -69,7 +69,7 @@ def test_a_base_adapts_to_classes_and_keeps_its_weights():
 def test_fine_tuning_starts_from_the_chosen_base():
     data = _single(simulate.rings(n_clusters=6, fov_nm=2500, seed=2))
     settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=3, n_fields=4, n_validation_fields=2,
-                       validate_every=1, hidden=8, steps=2)  # fmt: skip
+                       n_tuning_fields=2, validate_every=1, hidden=8, steps=2)  # fmt: skip
     adapted, model, name = start_from_base(data, settings)
     torch.testing.assert_close(model.node_update.weight, load_base_model("rings").model.node_update.weight)
     base = load_base_model("rings")
@@ -88,7 +88,7 @@ def test_fine_labels_make_a_two_scale_model_also_from_a_base():
     data = AnnotatedData.from_labels(npc[["x", "y"]].to_numpy(), npc["cluster"].to_numpy(), which=[1, 2],
                                      fine=npc["subcluster"].to_numpy())  # fmt: skip
     settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=2, n_fields=3, n_validation_fields=2,
-                       validate_every=1, fine_step=None)  # fmt: skip
+                       n_tuning_fields=2, validate_every=1, fine_step=None)  # fmt: skip
     trained, _ = fit_miro(data, settings, device="cpu")
     steps = trained.model.config.steps
     assert trained.is_multiscale and trained.model.config.fine_step == steps // 2 - 1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_miro import metrics
+from napari_miro import metrics, simulate
 from napari_miro.cluster import (
     MIROSettings,
     ModelFileError,
@@ -185,3 +185,26 @@ def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
     assert eps == 60.0
     with pytest.raises(ValueError, match="unknown tuning objective"):
         grid_search_dbscan([points], [truth], eps_grid, samples_grid, "f1")
+
+
+def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
+    """Core points, clusters and noise exactly as scikit-learn's DBSCAN; only a border point within reach of
+    two clusters may join the other one (its nearest core point's)."""
+    from sklearn.cluster import DBSCAN
+
+    from napari_miro.cluster import dbscan_label_grid
+
+    df = simulate.gaussian_clusters(n_clusters=30, background_fraction=0.5, fov_nm=2000, seed=1)
+    points = df[["x", "y"]].to_numpy()
+    points = np.concatenate([points, points[:20]])  # duplicate localizations count as neighbours at distance 0
+    eps_grid, samples_grid = np.geomspace(5, 120, 12), np.array([2, 3, 5, 8, 12, 20])
+    grid = list(dbscan_label_grid(points, eps_grid, samples_grid))
+    assert [(eps, samples) for eps, samples, _ in grid] == [(e, s) for e in eps_grid for s in samples_grid]
+    for eps, samples, labels in grid:
+        reference = dbscan_labels(points, eps, samples)
+        core = np.zeros(len(points), bool)
+        core[DBSCAN(eps=eps, min_samples=samples).fit(points).core_sample_indices_] = True
+        np.testing.assert_array_equal(labels == 0, reference == 0)
+        assert metrics.ari(reference[core], labels[core]) == 1.0
+        assert metrics.ari(reference, labels) > 0.98
+    assert all((labels == 0).all() for _, _, labels in dbscan_label_grid(points[:1], eps_grid, samples_grid[1:]))

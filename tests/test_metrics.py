@@ -11,6 +11,7 @@ import pytest
 from napari_miro.cluster import dbscan_labels
 from napari_miro.io import read_localizations
 from napari_miro.metrics import (
+    ari,
     ari_c,
     ari_dagger,
     compression_index,
@@ -106,3 +107,16 @@ def test_plain_dbscan_calibration_figures_are_reproduced(shared_data):
             if abs(got - want) > tolerance:
                 failures.append(f"{setting} {name}: {got:.4f} != {want:.4f}")
     assert not failures, "\n".join(failures)
+
+
+def test_ari_equals_scikit_learns_adjusted_rand_score():
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 300))
+        truth = rng.integers(0, int(rng.integers(1, 20)), n)
+        predicted = [rng.integers(0, int(rng.integers(1, 20)), n), truth.copy(), np.arange(n), np.zeros(n)][trial % 4]
+        assert ari(truth, predicted) == adjusted_rand_score(truth, predicted)
+    with pytest.raises(ValueError, match="true labels"):
+        ari([0, 1], [0])

@@ -16,16 +16,19 @@ ground truth), the equivalent of the paper's tuning on training data.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from sklearn.cluster import DBSCAN
-from sklearn.metrics import adjusted_rand_score
 
+from napari_miro import metrics
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.graph import build_graph, field_encodings
 from napari_miro.model import MIRO, GraphBatch, MIROConfig
@@ -40,6 +43,7 @@ __all__ = [
     "cluster_points",
     "cluster_table",
     "collapse",
+    "dbscan_label_grid",
     "dbscan_labels",
     "suggest_parameters",
 ]
@@ -384,17 +388,51 @@ TUNING_OBJECTIVES = ("ari", "ari+ari_c")
 def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari") -> float:
     """How well DBSCAN's labels match the truth of one field: the ARI ("ari") or the mean of the ARI and the ARI
     over truly clustered points ("ari+ari_c")."""
-    value = adjusted_rand_score(truth, labels)
+    value = metrics.ari(truth, labels)
     if objective == "ari+ari_c" and (truth > 0).any():
-        value = 0.5 * (value + adjusted_rand_score(truth[truth > 0], labels[truth > 0]))
+        value = 0.5 * (value + metrics.ari(truth[truth > 0], labels[truth > 0]))
     return value
+
+
+def dbscan_label_grid(
+    positions: np.ndarray, eps_grid: np.ndarray, samples_grid: np.ndarray
+) -> Iterator[tuple[float, int, np.ndarray]]:
+    """DBSCAN's labels (0 = not clustered) for every (eps, min_samples) of a grid, from one neighbour search.
+
+    The same core points, clusters and noise as :func:`dbscan_labels` (neighbours within eps, the point itself
+    counted); a border point within reach of two clusters joins its nearest core point's cluster, where
+    scikit-learn's DBSCAN gives it to the first cluster that reaches it.
+    """
+    points = np.asarray(positions, dtype=np.float64)
+    n = len(points)
+    pairs = cKDTree(points).query_pairs(float(np.max(eps_grid)), output_type="ndarray") if n else np.zeros((0, 2))
+    first, second = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    distance = np.linalg.norm(points[first] - points[second], axis=1)
+    order = np.argsort(distance, kind="stable")
+    first, second, distance = first[order], second[order], distance[order]
+    for eps in eps_grid:
+        within = int(np.searchsorted(distance, eps, side="right"))
+        a, b = first[:within], second[:within]
+        neighbours = np.bincount(a, minlength=n) + np.bincount(b, minlength=n) + 1
+        for samples in samples_grid:
+            core = neighbours >= samples
+            labels = np.zeros(n, np.int64)
+            if core.any():
+                joined = core[a] & core[b]
+                graph = coo_matrix((np.ones(int(joined.sum())), (a[joined], b[joined])), shape=(n, n))
+                _, component = connected_components(graph, directed=False)
+                labels[core] = np.unique(component[core], return_inverse=True)[1] + 1
+                reach = core[a] != core[b]  # a core point and a non-core one: the latter is a border point
+                border = np.where(core[a[reach]], b[reach], a[reach])
+                anchor = np.where(core[a[reach]], a[reach], b[reach])
+                border, nearest = np.unique(border, return_index=True)  # pairs are sorted: the nearest first
+                labels[border] = labels[anchor[nearest]]
+            yield float(eps), int(samples), labels
 
 
 def tuning_eps_grid(points_list: list[np.ndarray]) -> np.ndarray:
     """The eps values (nm) searched: from the median nearest-neighbour distance up to 8x its 90th percentile,
     geometrically spaced."""
-    from scipy.spatial import cKDTree
-
     nn = np.concatenate([cKDTree(p).query(p, k=2)[0][:, 1] for p in points_list if len(p) > 1])
     low, high = max(float(np.quantile(nn, 0.5)), 0.1), max(8 * float(np.quantile(nn, 0.9)), 1.0)
     return np.unique(np.round(np.geomspace(low, max(high, 2 * low), 20), 2))
@@ -417,17 +455,12 @@ def grid_search_dbscan(
     ARI and the ARI over truly clustered points ("ari+ari_c", which also penalises split clusters)."""
     if objective not in TUNING_OBJECTIVES:
         raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
-    best = (float(eps_grid[0]), int(samples_grid[0]), -np.inf)
-    for eps in eps_grid:
-        for samples in samples_grid:
-            scores = [
-                tuning_score(truth, dbscan_labels(points, float(eps), int(samples)), objective)
-                for points, truth in zip(positions_list, truth_list, strict=True)
-            ]
-            score = float(np.mean(scores))
-            if score > best[2]:
-                best = (float(eps), int(samples), score)
-    return best
+    scores = np.zeros((len(eps_grid), len(samples_grid)))
+    for points, truth in zip(positions_list, truth_list, strict=True):
+        labellings = dbscan_label_grid(points, eps_grid, samples_grid)
+        scores += np.reshape([tuning_score(truth, labels, objective) for _, _, labels in labellings], scores.shape)
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)  # the first best, eps first
+    return float(eps_grid[i]), int(samples_grid[j]), float(scores[i, j] / max(len(positions_list), 1))
 
 
 def suggest_parameters(

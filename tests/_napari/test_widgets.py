@@ -23,7 +23,14 @@ from napari_miro.io import read_localizations
 from napari_miro.train import PRESETS
 
 TINY = replace(
-    PRESETS["compact"], hidden=16, steps=4, n_fields=8, n_validation_fields=2, validate_every=5, base_model=None
+    PRESETS["compact"],
+    hidden=16,
+    steps=4,
+    n_fields=8,
+    n_validation_fields=2,
+    n_tuning_fields=2,
+    validate_every=5,
+    base_model=None,
 )
 
 
