@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from napari_miro import metrics, simulate
+from napari_miro.base_models import base_model_names
 from napari_miro.cluster import cluster_points, dbscan_labels, grid_search_dbscan
 from napari_miro.io import read_localizations
 from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
@@ -42,6 +44,7 @@ from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nieves2023"
 CACHE = ROOT / ".bench_cache" / "paper_table"
+BASE_MODELS = Path(str(files("napari_miro") / "base_models_data"))
 #: Headings of docs/benchmark.md's hand-written sections (the reading of the table, the real data of
 #: benchmarks/real_data.py): --assemble keeps everything from the first of them on, as it is.
 KEPT_SECTIONS = ("## What the numbers say", "## Real data")
@@ -283,11 +286,21 @@ def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, devic
     }
 
 
+def base_models_digest() -> str:
+    """A digest of the shipped base models (weights and cards): a new or re-made base changes every cache key."""
+    digest = hashlib.sha1()
+    for name in base_model_names():
+        for suffix in (".safetensors", ".json"):
+            digest.update((BASE_MODELS / f"{name}{suffix}").read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def cache_path(setting: str, mode: str, minutes: float, n_eval: int, preset: str) -> Path:
     """Where one (setting, mode)'s result is cached: keyed by its parameters and the preset's training settings,
     so that a change of the recipe's defaults is never served from the cache of the old recipe."""
     recipe = PRESETS[preset].to_dict()
-    key = hashlib.sha1(json.dumps([setting, mode, minutes, n_eval, preset, recipe]).encode()).hexdigest()[:10]
+    bases = base_models_digest()
+    key = hashlib.sha1(json.dumps([setting, mode, minutes, n_eval, preset, recipe, bases]).encode()).hexdigest()[:10]
     return CACHE / f"{setting.replace('/', '_')}_{mode}_{key}.json"
 
 
