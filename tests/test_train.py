@@ -20,7 +20,6 @@ from napari_miro.train import (
     AnnotatedData,
     FieldSynthesizer,
     TrainingCancelled,
-    background_density_spread,
     background_fraction_from_spacing,
     estimate_densities,
     make_training_fields,
@@ -128,32 +127,6 @@ def test_clusters_smaller_than_the_annotated_one_do_not_count_as_background():
     by_local_density, _ = estimate_densities(data, "blinking")
     assert background == pytest.approx(true_background, rel=0.15)  # 4 seeds: +4% to +15% (local density: +25-40%)
     assert abs(background - true_background) < abs(by_local_density - true_background)
-
-
-def test_background_that_varies_in_space_varies_between_synthetic_fields():
-    """Background density rising along x (the benchmark's scenario 10): windows of the data see it, and with
-    vary_background each synthetic field takes the density of one window (mean unchanged)."""
-    rng = np.random.default_rng(3)
-    clusters = simulate.gaussian_clusters(n_clusters=20, background_fraction=0.0, fov_nm=2000, seed=3)
-    x = 2000 * np.sqrt(rng.uniform(0, 1, 3000))  # density proportional to x
-    positions = np.concatenate([clusters[["x", "y"]].to_numpy(), np.column_stack([x, rng.uniform(0, 2000, 3000)])])
-    labels = np.concatenate([clusters["cluster"].to_numpy(), np.zeros(3000, np.int64)])
-    data = AnnotatedData.from_labels(positions, labels, which=[1])
-    background, _ = estimate_densities(data)
-    spread = background_density_spread(data, 490.0, background)
-    assert len(spread) == 16 and spread.mean() == pytest.approx(1.0)
-    assert spread.max() / spread.min() > 3  # windows at 0-490 nm vs 1470-1960 nm: about 1 : 7
-    uniform_data = AnnotatedData.from_labels(positions[: len(clusters)], labels[: len(clusters)], which=[1])
-    assert len(background_density_spread(uniform_data, 5000.0, background)) == 1  # no two windows fit: no spread
-
-    def background_counts(vary: bool) -> np.ndarray:
-        synthesizer = FieldSynthesizer(data, seed=0, vary_background=vary)
-        field_rng = np.random.default_rng(1)
-        return np.array([(synthesizer.field(field_rng).cluster == 0).sum() for _ in range(40)])
-
-    steady, varied = background_counts(False), background_counts(True)
-    assert varied.std() > 2 * steady.std()
-    assert varied.mean() == pytest.approx(steady.mean(), rel=0.25)
 
 
 def test_synthetic_fields_hold_clusters_like_the_annotated_ones():

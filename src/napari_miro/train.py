@@ -95,9 +95,6 @@ class TrainingSettings:
     copy_jitter: float = 0.75
     #: copies are stretched along a random axis by a log-normal factor with this standard deviation (0 = not)
     copy_stretch: float = 0.0
-    #: each synthetic field's background density is that of a random window of the data (a few clusters wide)
-    #: instead of the data's mean density: for backgrounds that vary in space
-    vary_background: bool = False
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -287,27 +284,6 @@ def background_fraction_from_spacing(positions: np.ndarray) -> float | None:
     return float(min(math.exp(intercept), 1.0))
 
 
-def background_density_spread(data: AnnotatedData, window_nm: float, background_density: float) -> np.ndarray:
-    """How the background density varies in space, over its mean: per whole square window of ``window_nm``
-    tiling the data's bounding box, its localizations less the clustered ones that a window holds on average
-    (clusters taken as spread evenly, the background as ``background_density`` per nm^2 on average). ``[1.0]``
-    when fewer than two windows fit. Windows without any localization (outside the data) are left out."""
-    low, high = data.positions.min(0), data.positions.max(0)
-    counts_per_axis = np.floor((high - low) / max(window_nm, 1e-9)).astype(int)
-    if counts_per_axis.min() < 1 or counts_per_axis.prod() < 2:
-        return np.ones(1)
-    start = low + 0.5 * ((high - low) - counts_per_axis * window_nm)  # whole windows, centred
-    cell = np.floor((data.positions - start) / window_nm).astype(int)
-    whole = ((cell >= 0) & (cell < counts_per_axis)).all(1)
-    counts = np.bincount(cell[whole, 0] * counts_per_axis[1] + cell[whole, 1], minlength=int(counts_per_axis.prod()))
-    counts = counts[counts > 0].astype(np.float64)
-    mean_background = min(background_density * window_nm**2, counts.mean())
-    if len(counts) < 2 or mean_background <= 0:
-        return np.ones(1)
-    background = np.maximum(counts - (counts.mean() - mean_background), 0.05 * mean_background)
-    return background / background.mean()
-
-
 def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tuple[float, float]:
     """(background localizations, clusters) per nm^2 in the user's data, measured around the annotations.
 
@@ -365,7 +341,6 @@ class FieldSynthesizer:
         copy_size_floor: int = TrainingSettings.copy_size_floor,
         copy_jitter: float = TrainingSettings.copy_jitter,
         copy_stretch: float = TrainingSettings.copy_stretch,
-        vary_background: bool = TrainingSettings.vary_background,
     ) -> None:
         if not 0 < copy_size_min <= self.COPY_SIZE_MAX:
             raise ValueError(f"copy_size_min must be in (0, {self.COPY_SIZE_MAX}], not {copy_size_min}")
@@ -403,12 +378,6 @@ class FieldSynthesizer:
             side *= math.sqrt(max_points / expected)
         self.fov_nm = float(max(side, 6 * self.cluster_radius))
         self.blink_sigma_nm = 14.0  #: median localization error of blinking background (the benchmark's)
-        #: the background density of a field, over the mean, is drawn from these: windows of the data a few
-        #: clusters wide (8 cluster radii, the smallest field side), where DBSCAN meets the density it must handle
-        window = min(8 * self.cluster_radius, self.fov_nm)
-        self.background_spread = (
-            background_density_spread(data, window, self.background_density) if vary_background else np.ones(1)
-        )
 
     def field(self, rng: np.random.Generator) -> SyntheticField:
         """One random field: clusters from the pools plus background."""
@@ -452,18 +421,15 @@ class FieldSynthesizer:
         )
 
     def _background(self, rng: np.random.Generator, area: float) -> np.ndarray:
-        density = self.background_density
-        if len(self.background_spread) > 1:
-            density *= float(rng.choice(self.background_spread))
         if self.background == "blinking":
             mean_locs = 4.0
-            n_molecules = rng.poisson(density * area / mean_locs)
+            n_molecules = rng.poisson(self.background_density * area / mean_locs)
             molecules = rng.uniform(0, self.fov_nm, (n_molecules, 2))
             counts = rng.geometric(1.0 / mean_locs, n_molecules)
             sigma = self.blink_sigma_nm * np.exp(rng.normal(0, 0.35, n_molecules))
             source = np.repeat(np.arange(n_molecules), counts)
             return molecules[source] + rng.normal(size=(len(source), 2)) * sigma[source, None]
-        return rng.uniform(0, self.fov_nm, (rng.poisson(density * area), 2))
+        return rng.uniform(0, self.fov_nm, (rng.poisson(self.background_density * area), 2))
 
 
 def _centroid_targets(positions: np.ndarray, labels: np.ndarray, delta_nm: float) -> np.ndarray:
@@ -617,7 +583,6 @@ def make_training_fields(
         settings.copy_size_floor,
         settings.copy_jitter,
         settings.copy_stretch,
-        settings.vary_background,
     )
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
