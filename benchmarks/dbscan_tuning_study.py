@@ -37,8 +37,8 @@ def selection_rules(synthetic: np.ndarray, eps_grid: np.ndarray) -> dict[str, tu
     with_detection = synthetic.mean(-1).mean(0)  # mean of ARI, ARI_c and JI_c
     detection_and_split = synthetic[..., 1:].mean(-1).mean(0)  # mean of ARI_c and JI_c
     rules = {
-        "argmax, 4 fields (the default)": np.unravel_index(first4.argmax(), first4.shape),
-        "argmax, 16 fields": np.unravel_index(all16.argmax(), all16.shape),
+        "argmax, 4 fields (before session 7)": np.unravel_index(first4.argmax(), first4.shape),
+        "argmax, 16 fields (the default)": np.unravel_index(all16.argmax(), all16.shape),
         "argmax ARI+ARI_c+JI_c, 16 fields": np.unravel_index(with_detection.argmax(), with_detection.shape),
         "argmax ARI_c+JI_c, 16 fields": np.unravel_index(detection_and_split.argmax(), detection_and_split.shape),
         "3x3-smoothed argmax, 16 fields": np.unravel_index(smooth(all16).argmax(), all16.shape),
@@ -73,7 +73,7 @@ def main() -> None:
     rng = np.random.default_rng(settings.seed + 3)
     tuning = [synthesizer.field(rng) for _ in range(16)]
     collapsed = [collapse(trained, f.positions).positions for f in tuning]
-    eps_grid = tuning_eps_grid(collapsed[:4])  # the grid the default tuning (4 fields) searches
+    eps_grid = tuning_eps_grid(collapsed[:4])  # the grid of the tuning before session 7 (now built from all 16 fields)
     samples_grid = tuning_samples_grid(min(synthesizer.sizes))
 
     def synthetic_scores(field, labels: np.ndarray) -> list[float]:
