@@ -23,6 +23,7 @@ run in parts and be assembled; ``--assemble`` only writes docs/benchmark.md (and
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import time
@@ -286,6 +287,7 @@ def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, devic
     }
 
 
+@functools.cache
 def base_models_digest() -> str:
     """A digest of the shipped base models (weights and cards): a new or re-made base changes every cache key."""
     digest = hashlib.sha1()

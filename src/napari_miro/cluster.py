@@ -390,7 +390,7 @@ def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari") 
     over truly clustered points ("ari+ari_c")."""
     value = metrics.ari(truth, labels)
     if objective == "ari+ari_c" and (truth > 0).any():
-        value = 0.5 * (value + metrics.ari(truth[truth > 0], labels[truth > 0]))
+        value = 0.5 * (value + metrics.ari_c(truth, labels))
     return value
 
 
