@@ -4,9 +4,11 @@ For each setting: train with default settings (the compact preset, or ``--set na
 TrainingSettings to study a recipe variant) on ONE annotated cluster (cluster 1 of fov-01), exactly as
 ``napari-miro train`` does; at each of ``--checkpoints`` minutes of training take the best model so far with
 DBSCAN tuned on its synthetic fields (the time spent there is not counted as training), and evaluate it on
-fov-04.. (``--n-eval`` FOVs the model never saw). Beside it, in the same run: DBSCAN alone tuned on the same
-training data (the fair baseline), DBSCAN with the paper's parameters, and the JI_c / ARI_c that the paper's own
-trained checkpoints reach on unseen benchmark FOVs (issue 7's targets).
+fov-04.. (``--n-eval`` FOVs the model never saw); or, with ``--default-length``, train as long as
+``napari-miro train`` does when no ``--minutes`` is given (the preset's optimizer steps) and report the minutes
+that took (issue 7's budget: 10 minutes on a 2-core CPU, 2 on a GPU). Beside it, in the same run: DBSCAN
+alone tuned on the same training data (the fair baseline), DBSCAN with the paper's parameters, and the JI_c /
+ARI_c that the paper's own trained checkpoints reach on unseen benchmark FOVs (issue 7's targets).
 
 Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends the rows (for curves:
 ``--plot FIGURE.png`` draws JI_c and ARI_c against minutes from that JSON file).
@@ -14,7 +16,7 @@ Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends t
     python benchmarks/time_to_accuracy.py [--settings ground-truth/scenario-6 ...] [--minutes 10]
         [--checkpoints 1 2 5 10] [--n-eval 10] [--passes 1 2] [--set learning_rate=3e-3 ...] [--label NAME]
         [--device auto] [--out docs/time_to_accuracy_cpu.md] [--json rows.jsonl] [--plot curves.png]
-        [--true-densities]  (study only: fov-01's true densities instead of the estimated ones)
+        [--default-length] [--true-densities]  (study only: fov-01's true densities instead of the estimated ones)
 """
 
 from __future__ import annotations
@@ -92,13 +94,13 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     if args.true_densities:  # a study of the recipe, not a way to train: the synthetic fields get fov-01's truth
         densities = true_densities(train_frames[0])
         train_module.estimate_densities = lambda data, background="uniform": densities
-    settings = replace(
-        PRESETS[args.preset],
-        max_minutes=args.minutes,
-        optimizer_steps=10**7,
-        background="blinking" if setting.startswith("blinking") else "uniform",
-        **overrides,
-    )
+    background = "blinking" if setting.startswith("blinking") else "uniform"
+    if args.default_length:  # as `napari-miro train` without --minutes: the preset's steps, no time budget
+        settings = replace(PRESETS[args.preset], background=background, **overrides)
+    else:
+        settings = replace(
+            PRESETS[args.preset], max_minutes=args.minutes, optimizer_steps=10**7, background=background, **overrides
+        )
     data = annotations(train_frames, single=True, setting=setting)
     checkpoints: list[tuple[float, object]] = []
     start = time.perf_counter()
@@ -106,11 +108,11 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
         data,
         settings,
         device=args.device,
-        checkpoint_minutes=[m for m in args.checkpoints if m < args.minutes],
+        checkpoint_minutes=[] if args.default_length else [m for m in args.checkpoints if m < args.minutes],
         on_model=lambda minutes, model: checkpoints.append((minutes, model)),
     )
     wall = time.perf_counter() - start
-    checkpoints.append((args.minutes, trained))
+    checkpoints.append((result.seconds / 60 if args.default_length else args.minutes, trained))
     common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
     if args.true_densities:
         common["densities"] = "fov-01 truth"
@@ -212,6 +214,12 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="TrainingSettings overrides")
     parser.add_argument("--label", default="default")
     parser.add_argument(
+        "--default-length",
+        action="store_true",
+        help="train for the preset's optimizer steps with no time budget (as `napari-miro train` without "
+        "--minutes) and report the minutes it took; --minutes and --checkpoints are then ignored",
+    )
+    parser.add_argument(
         "--true-densities",
         action="store_true",
         help="study only: synthetic fields with fov-01's true background and cluster densities, not estimated",
@@ -234,8 +242,9 @@ def main() -> None:
             with open(args.json, "a") as handle:
                 handle.writelines(json.dumps(row, default=float) + "\n" for row in rows)
     variant = ", ".join(args.set) or "defaults"
+    length = "the preset's optimizer steps" if args.default_length else f"{args.minutes:g} min"
     text = (
-        f"### {args.label}: {args.preset} preset, {variant}; single shot, {args.minutes:g} min, "
+        f"### {args.label}: {args.preset} preset, {variant}; single shot, {length}, "
         f"evaluated on {args.n_eval} unseen FOVs\n\n{table(all_rows)}\n"
     )
     if args.out:
