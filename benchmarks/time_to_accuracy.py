@@ -95,12 +95,9 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
         densities = true_densities(train_frames[0])
         train_module.estimate_densities = lambda data, background="uniform": densities
     background = "blinking" if setting.startswith("blinking") else "uniform"
-    if args.default_length:  # as `napari-miro train` without --minutes: the preset's steps, no time budget
-        settings = replace(PRESETS[args.preset], background=background, **overrides)
-    else:
-        settings = replace(
-            PRESETS[args.preset], max_minutes=args.minutes, optimizer_steps=10**7, background=background, **overrides
-        )
+    # --default-length: as `napari-miro train` without --minutes (the preset's steps, no time budget)
+    budget = {} if args.default_length else {"max_minutes": args.minutes, "optimizer_steps": 10**7}
+    settings = replace(PRESETS[args.preset], background=background, **budget, **overrides)
     data = annotations(train_frames, single=True, setting=setting)
     checkpoints: list[tuple[float, object]] = []
     start = time.perf_counter()
