@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,15 @@ def test_time_to_accuracy_smoke(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0 and plotted.stat().st_size > 10_000, result.stderr[-2000:]
+
+
+def test_time_to_accuracy_default_length_trains_the_preset_steps(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    command = [sys.executable, str(BENCHMARKS / "time_to_accuracy.py"), "--settings", "simulated/rings",
+               "--default-length", "--set", "optimizer_steps=12", "validate_every=4", "--n-eval", "1",
+               "--json", str(rows)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    miro = [row for row in map(json.loads, rows.read_text().splitlines()) if row["method"] == "MIRO + DBSCAN"]
+    assert len(miro) == 1 and miro[0]["steps"] == 12
+    assert 0 < miro[0]["minutes"] < 5  # the training's own wall time, not a budget
