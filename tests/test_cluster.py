@@ -187,6 +187,20 @@ def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
         grid_search_dbscan([points], [truth], eps_grid, samples_grid, "f1")
 
 
+def test_tuning_prefers_the_larger_min_samples_among_equal_scores():
+    from napari_miro.cluster import grid_search_dbscan
+
+    rng = np.random.default_rng(1)
+    tight = np.concatenate([c + rng.normal(0, 5, (20, 2)) for c in ([0.0, 0.0], [500.0, 0.0], [0.0, 500.0])])
+    truth = np.repeat([1, 2, 3], 20)
+    eps, samples, score = grid_search_dbscan([tight], [truth], np.array([30.0, 60.0]), np.array([2, 5, 8]))
+    assert (samples, score) == (8, pytest.approx(1.0))  # every min_samples separates them: the largest is kept
+    assert eps == 30.0
+    small = np.concatenate([c + rng.normal(0, 5, (4, 2)) for c in ([0.0, 0.0], [500.0, 0.0], [0.0, 500.0])])
+    _, samples, _ = grid_search_dbscan([small], [np.repeat([1, 2, 3], 4)], np.array([30.0]), np.array([2, 8]))
+    assert samples == 2  # 8 turns every 4-point cluster into noise: a clearly better small value still wins
+
+
 def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
     """Core points, clusters and noise exactly as scikit-learn's DBSCAN; only a border point within reach of
     two clusters may join the other one (its nearest core point's)."""

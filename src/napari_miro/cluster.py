@@ -430,6 +430,10 @@ def dbscan_label_grid(
             yield float(eps), int(samples), labels
 
 
+#: Scores of the DBSCAN tuning (ARI) this close to the best count as equal: the larger min_samples is kept.
+TUNING_TOLERANCE = 0.01
+
+
 def tuning_eps_grid(points_list: list[np.ndarray]) -> np.ndarray:
     """The eps values (nm) searched: from the median nearest-neighbour distance up to 8x its 90th percentile,
     geometrically spaced."""
@@ -450,17 +454,25 @@ def grid_search_dbscan(
     eps_grid: np.ndarray,
     samples_grid: np.ndarray,
     objective: str = "ari",
+    tolerance: float = TUNING_TOLERANCE,
 ) -> tuple[float, int, float]:
     """The (eps, min_samples) that maximise the mean score over the fields: the ARI ("ari") or the mean of the
-    ARI and the ARI over truly clustered points ("ari+ari_c", which also penalises split clusters)."""
+    ARI and the ARI over truly clustered points ("ari+ari_c", which also penalises split clusters).
+
+    Among scores within ``tolerance`` of the best, the largest min_samples wins (then its best eps): with
+    little background in the tuning fields many min_samples score alike, and the smallest ones split real
+    clusters that collapse less well than the synthetic ones and turn background pairs into clusters."""
     if objective not in TUNING_OBJECTIVES:
         raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
     scores = np.zeros((len(eps_grid), len(samples_grid)))
     for points, truth in zip(positions_list, truth_list, strict=True):
         labellings = dbscan_label_grid(points, eps_grid, samples_grid)
         scores += np.reshape([tuning_score(truth, labels, objective) for _, _, labels in labellings], scores.shape)
-    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)  # the first best, eps first
-    return float(eps_grid[i]), int(samples_grid[j]), float(scores[i, j] / max(len(positions_list), 1))
+    scores /= max(len(positions_list), 1)
+    near_best = scores >= scores.max() - tolerance
+    j = int(np.flatnonzero(near_best.any(axis=0)).max())  # the largest min_samples near the best
+    i = int(np.argmax(scores[:, j]))  # its best eps (the first, smallest, of equals)
+    return float(eps_grid[i]), int(samples_grid[j]), float(scores[i, j])
 
 
 def suggest_parameters(

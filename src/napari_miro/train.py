@@ -264,17 +264,22 @@ def _area(points: np.ndarray) -> float:
         return float(np.prod(np.ptp(points, axis=0)) if len(points) else 0.0)
 
 
-def background_fraction_from_spacing(positions: np.ndarray) -> float | None:
+def background_fraction_from_spacing(positions: np.ndarray, cluster_spacing: float = 0.0) -> float | None:
     """The fraction of localizations that are uniform background, from the tail of the nearest-neighbour
     distances: for points of a Poisson background, P(d > r) = exp(-lambda pi r^2), and clustered points have
-    short distances, so over the larger half of the distances log P(d > r) = log f - lambda pi r^2 and the
-    intercept gives f. None when the fit does not describe a background (too few points, no decay)."""
+    short distances, so over the tail log P(d > r) = log f - lambda pi r^2 and the intercept gives f.
+
+    The tail is the larger half of the distances, or beyond ``cluster_spacing`` (nm: the distance that almost
+    all clustered localizations' nearest neighbours lie within) where that is longer: with few background
+    localizations (rings, NPC-like) the larger half is mostly clustered ones. None when the fit does not
+    describe a background (too few points, no decay)."""
     if len(positions) < 100:
         return None
     distances, _ = cKDTree(positions).query(positions, k=2)
     nearest = np.sort(distances[:, 1])
     survival = 1.0 - np.arange(len(nearest)) / len(nearest)
     low, high = np.quantile(nearest, [0.5, 0.97])
+    low = max(low, cluster_spacing)
     tail = (nearest >= low) & (nearest <= high)
     if tail.sum() < 20 or high <= low:
         return None
@@ -292,9 +297,11 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tupl
     inside the annotated clusters. Background density = background-like points over the area they leave;
     cluster density = cluster-like points / mean annotated cluster size over the data's area.
 
-    With a uniform background, the background fraction comes from the nearest-neighbour distances instead
-    (:func:`background_fraction_from_spacing`), which also counts clusters smaller or sparser than the
-    annotated ones as clusters (measured on the benchmark's fov-01, docs/training.md).
+    With a uniform background, the background fraction also comes from the nearest-neighbour distances
+    (:func:`background_fraction_from_spacing`, its tail beyond the annotated clusters' spacing), which counts
+    clusters smaller or sparser than the annotated ones as clustered. Both estimates read clustered points as
+    background more often than the reverse, so the one with fewer background points is kept (measured on
+    every benchmark setting, docs/training.md).
     """
     positions = data.positions
     radius = median_radius(data)
@@ -305,10 +312,12 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tupl
     total_area = max(data.area_nm2 or _area(positions), 1.0)
     inside_density = float(np.median(local[inside])) / (math.pi * radius**2)
     n_clustered = float(dense.sum())
-    fraction = background_fraction_from_spacing(positions) if background == "uniform" else None
-    if fraction is not None:
-        # the annotated localizations are clustered whatever the fit says (all-annotated fields: f near 1)
-        n_clustered = max((1.0 - fraction) * len(positions), float(len(inside)))
+    if background == "uniform":
+        cluster_spacing = float(np.quantile(tree.query(positions[inside], k=2)[0][:, 1], 0.95))
+        fraction = background_fraction_from_spacing(positions, cluster_spacing)
+        if fraction is not None:
+            # the annotated localizations are clustered whatever the fit says (all-annotated fields: f near 1)
+            n_clustered = max((1.0 - fraction) * len(positions), float(len(inside)), n_clustered)
     clustered_area = min(n_clustered / max(inside_density, 1e-12), 0.9 * total_area)
     background_density = (len(positions) - n_clustered) / (total_area - clustered_area)
     mean_size = float(np.mean([len(c) for c in data.clusters]))
