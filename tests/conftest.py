@@ -51,7 +51,7 @@ def trained_rings(rings_field):
         n_fields=32,
         n_validation_fields=4,
         n_tuning_fields=2,
-        optimizer_steps=400,  # 300 until session 9: DBSCAN's tie-break toward larger min_samples made the baseline stronger
+        optimizer_steps=400,  # 300 until session 9, when DBSCAN's tuning tie-break made the baseline stronger
         validate_every=50,
         seed=0,
     )
