@@ -132,7 +132,7 @@ def test_clusters_smaller_than_the_annotated_one_do_not_count_as_background():
 def test_sparse_structures_over_little_background_are_not_read_as_background():
     """Spots and rings over 5% background, one of each annotated (the benchmark's single shot): the larger
     half of the nearest-neighbour distances is mostly ring localizations. Before the tail started beyond the
-    annotated clusters' spacing the estimate was 8.7x the truth (fields 1-3: x1.7-1.9 now)."""
+    annotated clusters' spacing the estimate was 8.7x the truth (now x1.7)."""
     df = simulate.shape_mixture(("spot", "ring"), seed=1)
     truth = df["cluster"].to_numpy()
     first_of_each = [int(df.loc[(truth > 0) & (df["class"] == name), "cluster"].min()) for name in ("spot", "ring")]
