@@ -461,7 +461,9 @@ def grid_search_dbscan(
 
     Among scores within ``tolerance`` of the best, the largest min_samples wins (then its best eps): with
     little background in the tuning fields many min_samples score alike, and the smallest ones split real
-    clusters that collapse less well than the synthetic ones and turn background pairs into clusters."""
+    clusters that collapse less well than the synthetic ones and turn background pairs into clusters. Known
+    cost (docs/training.md, session 9): clusters smaller than the chosen min_samples, which the ARI barely
+    sees, are dropped (ground-truth S8's 5-localization clusters)."""
     if objective not in TUNING_OBJECTIVES:
         raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
     scores = np.zeros((len(eps_grid), len(samples_grid)))
