@@ -264,7 +264,9 @@ def _area(points: np.ndarray) -> float:
         return float(np.prod(np.ptp(points, axis=0)) if len(points) else 0.0)
 
 
-def background_fraction_from_spacing(positions: np.ndarray, cluster_spacing: float = 0.0) -> float | None:
+def background_fraction_from_spacing(
+    positions: np.ndarray, cluster_spacing: float = 0.0, tree: cKDTree | None = None
+) -> float | None:
     """The fraction of localizations that are uniform background, from the tail of the nearest-neighbour
     distances: for points of a Poisson background, P(d > r) = exp(-lambda pi r^2), and clustered points have
     short distances, so over the tail log P(d > r) = log f - lambda pi r^2 and the intercept gives f.
@@ -272,10 +274,10 @@ def background_fraction_from_spacing(positions: np.ndarray, cluster_spacing: flo
     The tail is the larger half of the distances, or beyond ``cluster_spacing`` (nm: the distance that almost
     all clustered localizations' nearest neighbours lie within) where that is longer: with few background
     localizations (rings, NPC-like) the larger half is mostly clustered ones. None when the fit does not
-    describe a background (too few points, no decay)."""
+    describe a background (too few points, no decay). ``tree``: a cKDTree of ``positions`` already built."""
     if len(positions) < 100:
         return None
-    distances, _ = cKDTree(positions).query(positions, k=2)
+    distances, _ = (tree or cKDTree(positions)).query(positions, k=2)
     nearest = np.sort(distances[:, 1])
     survival = 1.0 - np.arange(len(nearest)) / len(nearest)
     low, high = np.quantile(nearest, [0.5, 0.97])
@@ -314,7 +316,7 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tupl
     n_clustered = float(dense.sum())
     if background == "uniform":
         cluster_spacing = float(np.quantile(tree.query(positions[inside], k=2)[0][:, 1], 0.95))
-        fraction = background_fraction_from_spacing(positions, cluster_spacing)
+        fraction = background_fraction_from_spacing(positions, cluster_spacing, tree)
         if fraction is not None:
             # the annotated localizations are clustered whatever the fit says (all-annotated fields: f near 1)
             n_clustered = max((1.0 - fraction) * len(positions), float(len(inside)), n_clustered)
