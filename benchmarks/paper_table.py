@@ -217,7 +217,7 @@ def tuned_corner_dbscan(frames: list[pd.DataFrame]) -> tuple[float, int]:
         [frame["fine"].to_numpy() for frame in frames],
         eps_grid,
         np.arange(2, 11),
-        "ari+ari_c",
+        "ari+ari_c+ji_c",
     )
     return eps, samples
 

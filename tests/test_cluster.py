@@ -201,6 +201,24 @@ def test_tuning_prefers_the_larger_min_samples_among_equal_scores():
     assert samples == 2  # 8 turns every 4-point cluster into noise: a clearly better small value still wins
 
 
+def test_tuning_with_ji_c_keeps_small_clusters_the_ari_barely_sees():
+    from napari_miro.cluster import grid_search_dbscan, tuning_score
+
+    rng = np.random.default_rng(2)
+    big = [np.array([x, y]) + rng.normal(0, 5, (40, 2)) for x in range(0, 2000, 500) for y in range(0, 1500, 500)]
+    small = [np.array([x, 1750.0]) + rng.normal(0, 5, (5, 2)) for x in range(0, 1500, 500)]
+    points = np.concatenate(big + small)
+    truth = np.concatenate([np.full(len(c), k + 1) for k, c in enumerate(big + small)])
+    eps_grid, samples_grid = np.array([30.0]), np.array([2, 4, 6])
+    # min_samples 6 drops the three 5-localization clusters: the ARIs lose less than the tolerance, JI_c a fifth
+    _, samples, _ = grid_search_dbscan([points], [truth], eps_grid, samples_grid, "ari+ari_c")
+    assert samples == 6
+    eps, samples, score = grid_search_dbscan([points], [truth], eps_grid, samples_grid, "ari+ari_c+ji_c")
+    assert (eps, samples, score) == (30.0, 4, pytest.approx(1.0))
+    with pytest.raises(ValueError, match="positions"):
+        tuning_score(truth, truth, "ari+ari_c+ji_c")
+
+
 def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
     """Core points, clusters and noise exactly as scikit-learn's DBSCAN; only a border point within reach of
     two clusters may join the other one (its nearest core point's)."""

@@ -382,16 +382,22 @@ def cluster_points(
 
 
 #: What DBSCAN's parameters are tuned to maximise on the synthetic fields.
-TUNING_OBJECTIVES = ("ari", "ari+ari_c")
+TUNING_OBJECTIVES = ("ari", "ari+ari_c", "ari+ari_c+ji_c")
 
 
-def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari") -> float:
-    """How well DBSCAN's labels match the truth of one field: the ARI ("ari") or the mean of the ARI and the ARI
-    over truly clustered points ("ari+ari_c")."""
-    value = metrics.ari(truth, labels)
-    if objective == "ari+ari_c" and (truth > 0).any():
-        value = 0.5 * (value + metrics.ari_c(truth, labels))
-    return value
+def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari", xy: np.ndarray | None = None) -> float:
+    """How well DBSCAN's labels match the truth of one field: the ARI ("ari"), the mean of the ARI and the ARI
+    over truly clustered points ("ari+ari_c"), or the mean of those and the cluster Jaccard index JI_c
+    ("ari+ari_c+ji_c"; it counts split, merged and missed clusters, which the ARI barely sees when they are small).
+    ``xy``: the positions the JI_c's cluster matching measures centroids and extents on (needed for JI_c)."""
+    terms = [metrics.ari(truth, labels)]
+    if objective != "ari" and (truth > 0).any():
+        terms.append(metrics.ari_c(truth, labels))
+        if objective == "ari+ari_c+ji_c":
+            if xy is None:
+                raise ValueError("the JI_c tuning objective needs the positions the clusters are matched on")
+            terms.append(metrics.jaccard_clusters(xy, truth, labels))
+    return float(np.mean(terms))
 
 
 def dbscan_label_grid(
@@ -455,21 +461,25 @@ def grid_search_dbscan(
     samples_grid: np.ndarray,
     objective: str = "ari",
     tolerance: float = TUNING_TOLERANCE,
+    matched_positions_list: list[np.ndarray] | None = None,
 ) -> tuple[float, int, float]:
-    """The (eps, min_samples) that maximise the mean score over the fields: the ARI ("ari") or the mean of the
-    ARI and the ARI over truly clustered points ("ari+ari_c", which also penalises split clusters).
+    """The (eps, min_samples) that maximise the mean :func:`tuning_score` over the fields.
 
     Among scores within ``tolerance`` of the best, the largest min_samples wins (then its best eps): with
     little background in the tuning fields many min_samples score alike, and the smallest ones split real
-    clusters that collapse less well than the synthetic ones and turn background pairs into clusters. Known
-    cost (docs/training.md, session 9): clusters smaller than the chosen min_samples, which the ARI barely
-    sees, are dropped (ground-truth S8's 5-localization clusters)."""
+    clusters that collapse less well than the synthetic ones and turn background pairs into clusters. With the
+    "ari" objectives this tie-break dropped clusters smaller than the chosen min_samples, which the ARI barely
+    sees (ground-truth S8's 5-localization clusters; docs/training.md, sessions 9 and 10): "ari+ari_c+ji_c" sees
+    them. ``matched_positions_list``: where JI_c matches clusters (default: the clustered positions; pass the
+    original positions when DBSCAN runs on collapsed ones)."""
     if objective not in TUNING_OBJECTIVES:
         raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+    matched_list = positions_list if matched_positions_list is None else matched_positions_list
     scores = np.zeros((len(eps_grid), len(samples_grid)))
-    for points, truth in zip(positions_list, truth_list, strict=True):
+    for points, truth, matched in zip(positions_list, truth_list, matched_list, strict=True):
         labellings = dbscan_label_grid(points, eps_grid, samples_grid)
-        scores += np.reshape([tuning_score(truth, labels, objective) for _, _, labels in labellings], scores.shape)
+        values = [tuning_score(truth, labels, objective, matched) for _, _, labels in labellings]
+        scores += np.reshape(values, scores.shape)
     scores /= max(len(positions_list), 1)
     near_best = scores >= scores.max() - tolerance
     j = int(np.flatnonzero(near_best.any(axis=0)).max())  # the largest min_samples near the best
@@ -487,7 +497,7 @@ def suggest_parameters(
     """Tune DBSCAN on synthetic fields with known truth (never on the data to be analysed).
 
     ``fields`` are :class:`napari_miro.train.SyntheticField` objects (positions, cluster). Returns
-    ``eps_nm`` / ``min_samples`` for MIRO + DBSCAN (maximising the ARI on the collapsed fields), the same for
+    ``eps_nm`` / ``min_samples`` for MIRO + DBSCAN (maximising ``objective`` on the collapsed fields), the same for
     the fine scale of a multiscale model, and ``dbscan_eps_nm`` / ``dbscan_min_samples`` for DBSCAN alone on
     the original positions (the fair baseline). eps is searched on a grid of quantiles of the nearest-
     neighbour distances, min_samples from 2 up to the smallest cluster size.
@@ -496,18 +506,28 @@ def suggest_parameters(
     truths = [f.cluster for f in fields]
     samples_grid = tuning_samples_grid(min_cluster_size)
     collapsed_points = [c.positions for c in collapsed]
+    original = [f.positions for f in fields]
     eps, samples, score = grid_search_dbscan(
-        collapsed_points, truths, tuning_eps_grid(collapsed_points), samples_grid, objective
+        collapsed_points,
+        truths,
+        tuning_eps_grid(collapsed_points),
+        samples_grid,
+        objective,
+        matched_positions_list=original,
     )
     result = {"eps_nm": eps, "min_samples": samples, "miro_ari": score}
     if trained.is_multiscale:
         fine_truth = [f.fine for f in fields]
         fine_points = [c.fine_positions for c in collapsed]
         fine_eps, fine_samples, fine_score = grid_search_dbscan(
-            fine_points, fine_truth, tuning_eps_grid(fine_points), samples_grid, objective
+            fine_points,
+            fine_truth,
+            tuning_eps_grid(fine_points),
+            samples_grid,
+            objective,
+            matched_positions_list=original,
         )
         result.update(fine_eps_nm=fine_eps, fine_min_samples=fine_samples, fine_ari=fine_score)
-    original = [f.positions for f in fields]
     base_eps, base_samples, base_score = grid_search_dbscan(
         original, truths, tuning_eps_grid(original), samples_grid, objective
     )
