@@ -229,7 +229,7 @@ def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
     df = simulate.gaussian_clusters(n_clusters=30, background_fraction=0.5, fov_nm=2000, seed=1)
     points = df[["x", "y"]].to_numpy()
     points = np.concatenate([points, points[:20]])  # duplicate localizations count as neighbours at distance 0
-    eps_grid, samples_grid = np.geomspace(5, 120, 12), np.array([2, 3, 5, 8, 12, 20])
+    eps_grid, samples_grid = np.geomspace(5, 120, 12), np.array([1, 2, 3, 5, 8, 12, 20])
     grid = list(dbscan_label_grid(points, eps_grid, samples_grid))
     assert [(eps, samples) for eps, samples, _ in grid] == [(e, s) for e in eps_grid for s in samples_grid]
     for eps, samples, labels in grid:
