@@ -134,12 +134,12 @@ def _centroids_and_extents(xy: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
     ids, index = np.unique(labels[clustered], return_inverse=True)
     points = np.asarray(xy, dtype=np.float64)[clustered].reshape(-1, 2)
     sizes = np.bincount(index, minlength=len(ids))
-    sums = np.stack([np.bincount(index, points[:, k], len(ids)) for k in range(2)], axis=1).reshape(-1, 2)
-    centroids = sums.astype(np.float64) / np.maximum(sizes, 1)[:, None]
+    sums = np.stack([np.bincount(index, points[:, k], len(ids)) for k in range(2)], axis=1)
+    centroids = sums / np.maximum(sizes, 1)[:, None]
     low, high = np.full((len(ids), 2), np.inf), np.full((len(ids), 2), -np.inf)
     np.minimum.at(low, index, points)
     np.maximum.at(high, index, points)
-    return centroids, (high - low).reshape(-1, 2), sizes
+    return centroids, high - low, sizes
 
 
 def match_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
