@@ -219,6 +219,38 @@ def test_tuning_with_ji_c_keeps_small_clusters_the_ari_barely_sees():
         tuning_score(truth, truth, "ari+ari_c+ji_c")
 
 
+def test_tuning_scorer_gives_tuning_score_on_every_grid_labelling():
+    """The tuning's fast scorer (truth side computed once, counting instead of sorting) gives exactly the
+    values of tuning_score, for every objective, with and without clustered points in the truth."""
+    from napari_miro.cluster import TuningScorer, dbscan_label_grid, tuning_score
+
+    df = simulate.gaussian_clusters(n_clusters=12, background_fraction=0.4, fov_nm=1500, seed=3)
+    points, truth = df[["x", "y"]].to_numpy(), df["cluster"].to_numpy()
+    matched = points + 7.0  # JI_c matches on other positions than DBSCAN ran on (the original ones)
+    grid = list(dbscan_label_grid(points, np.geomspace(5, 150, 8), np.array([1, 2, 4, 9, 15])))
+    for objective in ("ari", "ari+ari_c", "ari+ari_c+ji_c"):
+        for field_truth in (truth, np.zeros_like(truth)):
+            score = TuningScorer(field_truth, objective, matched)
+            for _, _, labels in grid:
+                assert score(labels) == tuning_score(field_truth, labels, objective, matched)
+    with pytest.raises(ValueError, match="positions"):
+        TuningScorer(truth, "ari+ari_c+ji_c")
+    with pytest.raises(ValueError, match="objective"):
+        TuningScorer(truth, "ari+ji_c", matched)
+
+
+def test_a_border_point_joins_its_nearest_core_points_cluster():
+    from napari_miro.cluster import dbscan_label_grid
+
+    left = np.array([[x, y] for x in (0.0, 1.0) for y in (0.0, 1.0, 2.0)])  # 6 core points at min_samples 6
+    right = left + np.array([20.0, 0.0])
+    border = np.array([[10.6, 1.0]])  # within 9.62 nm of one left core point (9.6) and three right ones (9.4-9.45)
+    for points in (np.concatenate([left, border, right]), np.concatenate([right, border, left])):
+        (_, _, labels), *_ = dbscan_label_grid(points, np.array([9.62]), np.array([6]))
+        right_label = labels[0] if points[0, 0] > 10 else labels[-1]
+        assert labels[6] == right_label and len(np.unique(labels)) == 2
+
+
 def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
     """Core points, clusters and noise exactly as scikit-learn's DBSCAN; only a border point within reach of
     two clusters may join the other one (its nearest core point's)."""

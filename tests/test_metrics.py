@@ -14,6 +14,7 @@ from napari_miro.metrics import (
     ari,
     ari_c,
     ari_dagger,
+    cluster_stats,
     compression_index,
     evaluate,
     iou,
@@ -120,3 +121,18 @@ def test_ari_equals_scikit_learns_adjusted_rand_score():
         assert ari(truth, predicted) == adjusted_rand_score(truth, predicted)
     with pytest.raises(ValueError, match="true labels"):
         ari([0, 1], [0])
+
+
+def test_cluster_stats_by_counting_equal_those_by_sorting():
+    rng = np.random.default_rng(4)
+    xy = rng.uniform(0, 1000, (500, 2))
+    labels = rng.choice([0, 2, 3, 7, 40], 500)  # small positive integers with gaps: counted
+    counted = cluster_stats(xy, labels)
+    for relabelled in (labels * 10**9, labels.astype(float)):
+        sorted_ids, *stats = cluster_stats(xy, relabelled)  # large or float labels: sorted
+        np.testing.assert_array_equal(sorted_ids, np.unique(relabelled[labels > 0]))
+        for got, want in zip(stats, counted[1:], strict=True):
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(counted[0], [2, 3, 7, 40])
+    np.testing.assert_array_equal(counted[3], [np.sum(labels == k) for k in (2, 3, 7, 40)])
+    assert all(len(part) == 0 for part in cluster_stats(xy, np.zeros(500, int)))

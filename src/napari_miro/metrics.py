@@ -26,10 +26,17 @@ def ari(true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
     n_pred = int(pred_index.max(initial=-1)) + 1
     cells, cell_counts = np.unique(true_index.astype(np.int64) * n_pred + pred_index, return_counts=True)
     true_sizes, pred_sizes = np.bincount(true_index), np.bincount(pred_index)
+    n_pred = max(n_pred, 1)
+    return ari_from_cells(n, cell_counts, true_sizes[cells // n_pred], pred_sizes[cells % n_pred])
+
+
+def ari_from_cells(n: int, cell_counts: np.ndarray, cell_true_sizes: np.ndarray, cell_pred_sizes: np.ndarray) -> float:
+    """The ARI of ``n`` points from the non-empty cells of the contingency table: each cell's count and the sizes
+    of its true and its predicted cluster."""
     # ordered pairs: together in both, in the truth only, in the prediction only (as sklearn's pair confusion)
     sum_squares = int((cell_counts.astype(np.int64) ** 2).sum())
-    in_pred_only = int((cell_counts * pred_sizes[cells % max(n_pred, 1)]).sum()) - sum_squares
-    in_true_only = int((cell_counts * true_sizes[cells // max(n_pred, 1)]).sum()) - sum_squares
+    in_pred_only = int((cell_counts * cell_pred_sizes).sum()) - sum_squares
+    in_true_only = int((cell_counts * cell_true_sizes).sum()) - sum_squares
     both = sum_squares - n
     neither = n * n - in_pred_only - in_true_only - sum_squares
     if in_pred_only == 0 and in_true_only == 0:
@@ -129,9 +136,20 @@ def iou(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> flo
     return float((truth & predicted).sum() / union) if union else float("nan")
 
 
-def _centroids_and_extents(xy: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+ClusterStats = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  #: ids, centroids, extents, sizes
+
+
+def cluster_stats(xy: np.ndarray, labels: np.ndarray) -> ClusterStats:
+    """The clusters of ``labels`` (0 left out): ids (ascending), centroids, extents (max - min per axis) and sizes.
+    Small positive integer labels (DBSCAN's) are indexed by counting instead of sorting (same result)."""
+    labels = np.asarray(labels)
     clustered = labels != 0
-    ids, index = np.unique(labels[clustered], return_inverse=True)
+    members = labels[clustered]
+    if members.dtype.kind in "iu" and len(members) and members.min() > 0 and members.max() <= 4 * len(labels):
+        present = np.bincount(members) > 0
+        ids, index = np.flatnonzero(present), (np.cumsum(present) - 1)[members]
+    else:
+        ids, index = np.unique(members, return_inverse=True)
     points = np.asarray(xy, dtype=np.float64)[clustered].reshape(-1, 2)
     sizes = np.bincount(index, minlength=len(ids))
     sums = np.stack([np.bincount(index, points[:, k], len(ids)) for k in range(2)], axis=1)
@@ -139,17 +157,20 @@ def _centroids_and_extents(xy: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
     low, high = np.full((len(ids), 2), np.inf), np.full((len(ids), 2), -np.inf)
     np.minimum.at(low, index, points)
     np.maximum.at(high, index, points)
-    return centroids, high - low, sizes
+    return ids, centroids, high - low, sizes
 
 
 def match_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
     """The paper's cluster matching: centroid distance d (1e9 where d > mean true extent / 2), cost
     0.9 d + 0.1 * L1(extent difference), Hungarian assignment, pairs kept where d < the largest
     mean-extent/2 of the true clusters. Returns TP, FP, FN and the matched pairs' labels, sizes and distances."""
-    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
-    true_c, true_e, true_n = _centroids_and_extents(xy, true_labels)
-    pred_c, pred_e, pred_n = _centroids_and_extents(xy, pred_labels)
-    true_ids, pred_ids = np.unique(true_labels[true_labels != 0]), np.unique(pred_labels[pred_labels != 0])
+    return match_cluster_stats(cluster_stats(xy, true_labels), cluster_stats(xy, pred_labels))
+
+
+def match_cluster_stats(true: ClusterStats, pred: ClusterStats) -> dict:
+    """:func:`match_clusters` from each side's cluster ids (ascending), centroids, extents and sizes."""
+    true_ids, true_c, true_e, true_n = true
+    pred_ids, pred_c, pred_e, pred_n = pred
     if len(true_c) == 0 or len(pred_c) == 0:
         return {
             "tp": 0,
@@ -183,7 +204,11 @@ def match_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndar
 
 def jaccard_clusters(xy: np.ndarray, true_labels: np.ndarray, pred_labels: np.ndarray) -> float:
     """JI_c = TP / (TP + FP + FN) of the cluster matching."""
-    matched = match_clusters(xy, true_labels, pred_labels)
+    return jaccard_from_match(match_clusters(xy, true_labels, pred_labels))
+
+
+def jaccard_from_match(matched: dict) -> float:
+    """JI_c from a cluster matching's TP, FP and FN."""
     denominator = matched["tp"] + matched["fp"] + matched["fn"]
     return float(matched["tp"] / denominator) if denominator else float("nan")
 
