@@ -219,20 +219,30 @@ def test_tuning_with_ji_c_keeps_small_clusters_the_ari_barely_sees():
         tuning_score(truth, truth, "ari+ari_c+ji_c")
 
 
-def test_tuning_scorer_gives_tuning_score_on_every_grid_labelling():
-    """The tuning's fast scorer (truth side computed once, counting instead of sorting) gives exactly the
-    values of tuning_score, for every objective, with and without clustered points in the truth."""
+def test_tuning_scorer_gives_the_metrics_on_every_grid_labelling():
+    """The tuning's scorer (truth side computed once, counting instead of sorting) gives exactly the mean of the
+    metrics module's ARI, ARI_c and JI_c, for every objective, with and without clustered points in the truth."""
     from napari_miro.cluster import TuningScorer, dbscan_label_grid, tuning_score
 
     df = simulate.gaussian_clusters(n_clusters=12, background_fraction=0.4, fov_nm=1500, seed=3)
     points, truth = df[["x", "y"]].to_numpy(), df["cluster"].to_numpy()
     matched = points + 7.0  # JI_c matches on other positions than DBSCAN ran on (the original ones)
     grid = list(dbscan_label_grid(points, np.geomspace(5, 150, 8), np.array([1, 2, 4, 9, 15])))
-    for objective in ("ari", "ari+ari_c", "ari+ari_c+ji_c"):
-        for field_truth in (truth, np.zeros_like(truth)):
-            score = TuningScorer(field_truth, objective, matched)
-            for _, _, labels in grid:
-                assert score(labels) == tuning_score(field_truth, labels, objective, matched)
+    terms = {
+        "ari": lambda t, labels: [metrics.ari(t, labels)],
+        "ari+ari_c": lambda t, labels: [metrics.ari(t, labels), metrics.ari_c(t, labels)],
+        "ari+ari_c+ji_c": lambda t, labels: [
+            metrics.ari(t, labels), metrics.ari_c(t, labels), metrics.jaccard_clusters(matched, t, labels)
+        ],
+    }  # fmt: skip
+    for objective, reference in terms.items():
+        score = TuningScorer(truth, objective, matched)
+        for _, _, labels in grid:
+            assert score(labels) == float(np.mean(reference(truth, labels)))
+            assert tuning_score(truth, labels, objective, matched) == score(labels)
+        background_only = np.zeros_like(truth)  # no clustered point: the ARI alone, whatever the objective
+        for _, _, labels in grid:
+            assert TuningScorer(background_only, objective, matched)(labels) == metrics.ari(background_only, labels)
     with pytest.raises(ValueError, match="positions"):
         TuningScorer(truth, "ari+ari_c+ji_c")
     with pytest.raises(ValueError, match="objective"):

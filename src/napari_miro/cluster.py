@@ -389,21 +389,16 @@ def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari", 
     """How well DBSCAN's labels match the truth of one field: the ARI ("ari"), the mean of the ARI and the ARI
     over truly clustered points ("ari+ari_c"), or the mean of those and the cluster Jaccard index JI_c
     ("ari+ari_c+ji_c"; it counts split, merged and missed clusters, which the ARI barely sees when they are small).
-    ``xy``: the positions the JI_c's cluster matching measures centroids and extents on (needed for JI_c)."""
-    terms = [metrics.ari(truth, labels)]
-    if objective != "ari" and (truth > 0).any():
-        terms.append(metrics.ari_c(truth, labels))
-        if objective == "ari+ari_c+ji_c":
-            if xy is None:
-                raise ValueError("the JI_c tuning objective needs the positions the clusters are matched on")
-            terms.append(metrics.jaccard_clusters(xy, truth, labels))
-    return float(np.mean(terms))
+    ``xy``: the positions the JI_c's cluster matching measures centroids and extents on (needed for JI_c).
+    ``labels``: integers from 0 (DBSCAN's, 0 = not clustered). Many labellings of one field: :class:`TuningScorer`."""
+    return TuningScorer(truth, objective, xy)(np.asarray(labels))
 
 
 class TuningScorer:
     """:func:`tuning_score` of one field for many labellings (DBSCAN's: integers from 0, 0 = not clustered):
     the truth's side (its indexing, cluster sizes, centroids and extents) is computed once, and each labelling's
-    contingency table comes from counting instead of sorting. Same values as :func:`tuning_score`."""
+    contingency table comes from counting instead of sorting (the same values as :mod:`napari_miro.metrics`'
+    ari, ari_c and jaccard_clusters)."""
 
     def __init__(self, truth: np.ndarray, objective: str = "ari", xy: np.ndarray | None = None) -> None:
         if objective not in TUNING_OBJECTIVES:
