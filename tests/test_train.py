@@ -207,6 +207,54 @@ def test_copies_can_be_jittered_and_stretched_more():
         FieldSynthesizer(data, copy_jitter=-0.1)
 
 
+def test_copies_can_be_remade_as_new_blinking_molecules():
+    """copy_molecules: each copy is new molecules that blink, so the layout of clumps differs from copy to copy,
+    while the copy keeps about the annotated cluster's size and spread; off, the fields are as before."""
+    from scipy.spatial import cKDTree
+
+    molecules = simulate.gaussian_clusters(
+        n_clusters=6, locs_per_cluster=50, sigma_nm=40.0, background_fraction=0.5, fov_nm=3000, seed=4
+    )
+    df = simulate.blink(molecules, seed=4)
+    data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])
+    annotated = data.positions[data.clusters[0]]
+
+    def copies(synthesizer: FieldSynthesizer) -> list[np.ndarray]:
+        found = []
+        for k in range(3):
+            field = synthesizer.field(np.random.default_rng(k))
+            found += [field.positions[field.cluster == label] for label in range(1, field.cluster.max() + 1)]
+        return found
+
+    def radius(points: np.ndarray) -> float:
+        return float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
+
+    settings = {"background": "blinking", "seed": 0, "copy_size_min": 1.0, "copy_jitter": 0.25}
+    plain = copies(FieldSynthesizer(data, **settings))
+    remade = copies(FieldSynthesizer(data, **settings, copy_molecules=True))
+    assert [len(c) for c in copies(FieldSynthesizer(data, **settings))] == [len(c) for c in plain]  # seeded
+    sizes = np.array([len(c) for c in remade])
+    assert 0.7 < sizes.mean() / (1.1 * len(annotated)) < 1.3  # copies hold 1.0-1.2x, on average
+    assert 0.75 < np.median([radius(c) for c in remade]) / radius(annotated) < 1.25
+
+    def layout_distance(copy: np.ndarray) -> float:
+        """Median distance from a copy's localizations (centred, best of 8 rotations / reflections) to the
+        annotated cluster's: small when the copy is the annotated clumps moved, large for new clumps."""
+        target = cKDTree(annotated - annotated.mean(0))
+        centred = copy - copy.mean(0)
+        best = np.inf
+        for angle in np.linspace(0, 2 * np.pi, 360, endpoint=False):
+            rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            for flip in (np.eye(2), np.diag([1.0, -1.0])):
+                best = min(best, float(np.median(target.query(centred @ flip @ rotation.T)[0])))
+        return best
+
+    remade_distance = np.median([layout_distance(c) for c in remade[:8]])
+    # plain copies sit at the jitter's distance from the annotated localizations (~2.4 nm here), new clumps at a
+    # random point's distance inside the dense cluster (~4.2 nm)
+    assert remade_distance > 1.5 * np.median([layout_distance(c) for c in plain[:8]])
+
+
 def test_short_training_collapses_rings_and_beats_dbscan(trained_rings):
     """Threshold: a model that learned nothing has compression 0 and the same JI_c as DBSCAN; after ~20 s of
     training the rings of fields it never saw shrink by more than 15% and are detected better."""
