@@ -23,6 +23,7 @@ __all__ = [
     "add_background",
     "add_thunderstorm_columns",
     "blink",
+    "blink_positions",
     "c_shapes",
     "cluster_pair",
     "elliptical_clusters",
@@ -336,28 +337,52 @@ def cluster_pair(
     return _finish(_frame(points[:, 0], points[:, 1], labels, "spot"), background_fraction, fov_nm, seed)
 
 
-def blink(
-    molecules: pd.DataFrame,
-    mean_locs_per_molecule: float = 4.0,
-    sigma_median_nm: float = 14.0,
-    sigma_log_sd: float = 0.35,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Multiple blinking, as in the benchmark: each molecule gives a geometric number of localizations
-    (mean ``mean_locs_per_molecule``), each displaced by a 2D Gaussian whose sigma is drawn once per
-    molecule from a log-normal with median ``sigma_median_nm``. Ground-truth columns are inherited, and
-    ``molecule`` (the source row) and ``uncertainty`` (that sigma, nm) are added."""
-    rng = np.random.default_rng(seed)
+#: Multiple blinking as in the benchmark: mean localizations per molecule (geometric), the median and the log
+#: spread of the molecules' localization error (nm).
+BLINKS_PER_MOLECULE = 4.0
+BLINK_SIGMA_MEDIAN_NM = 14.0
+BLINK_SIGMA_LOG_SD = 0.35
+
+
+def blink_positions(
+    molecules: np.ndarray,
+    rng: Rng,
+    mean_locs_per_molecule: float = BLINKS_PER_MOLECULE,
+    sigma_median_nm: float = BLINK_SIGMA_MEDIAN_NM,
+    sigma_log_sd: float = BLINK_SIGMA_LOG_SD,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Localizations (nm) of molecules at ``molecules`` (N, 2) that blink: a geometric number each (mean
+    ``mean_locs_per_molecule``), displaced by a 2D Gaussian whose sigma is drawn once per molecule from a log-normal
+    with median ``sigma_median_nm``. Returns the localizations, the molecule each came from and that sigma."""
     n = len(molecules)
     counts = rng.geometric(1.0 / mean_locs_per_molecule, size=n)
     sigma = sigma_median_nm * np.exp(rng.normal(0, sigma_log_sd, n))
     source = np.repeat(np.arange(n), counts)
-    out = molecules.iloc[source].reset_index(drop=True)
     jitter = rng.normal(size=(len(source), 2)) * sigma[source, None]
-    out["x"] = out["x"].to_numpy() + jitter[:, 0]
-    out["y"] = out["y"].to_numpy() + jitter[:, 1]
+    return np.asarray(molecules, dtype=np.float64)[source] + jitter, source, sigma[source]
+
+
+def blink(
+    molecules: pd.DataFrame,
+    mean_locs_per_molecule: float = BLINKS_PER_MOLECULE,
+    sigma_median_nm: float = BLINK_SIGMA_MEDIAN_NM,
+    sigma_log_sd: float = BLINK_SIGMA_LOG_SD,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Multiple blinking, as in the benchmark (:func:`blink_positions`) for a table of molecules: ground-truth
+    columns are inherited, and ``molecule`` (the source row) and ``uncertainty`` (its sigma, nm) are added."""
+    xy, source, sigma = blink_positions(
+        molecules[["x", "y"]].to_numpy(),
+        np.random.default_rng(seed),
+        mean_locs_per_molecule,
+        sigma_median_nm,
+        sigma_log_sd,
+    )
+    out = molecules.iloc[source].reset_index(drop=True)
+    out["x"] = xy[:, 0]
+    out["y"] = xy[:, 1]
     out["molecule"] = source
-    out["uncertainty"] = sigma[source]
+    out["uncertainty"] = sigma
     out = out.sample(frac=1.0, random_state=seed % (2**32)).reset_index(drop=True)  # no order leaks the truth
     out.attrs = dict(molecules.attrs)
     return out

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
+from napari_miro import simulate
 from napari_miro.cluster import MIROSettings, TrainedMIRO, suggest_parameters
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.graph import build_graph
@@ -347,8 +348,6 @@ class FieldSynthesizer:
     """Makes synthetic training fields from the annotated clusters (see the module docstring)."""
 
     COPY_SIZE_MAX = 1.2  #: the largest copy of an annotated cluster, over its number of localizations
-    BLINKS_PER_MOLECULE = 4.0  #: mean localizations of a blinking molecule (geometric; the benchmark's)
-    BLINK_SIGMA_LOG_SD = 0.35  #: spread of the molecules' log localization error
 
     def __init__(
         self,
@@ -398,7 +397,6 @@ class FieldSynthesizer:
         if expected > max_points:
             side *= math.sqrt(max_points / expected)
         self.fov_nm = float(max(side, 6 * self.cluster_radius))
-        self.blink_sigma_nm = 14.0  #: median localization error of a blinking molecule (the benchmark's)
 
     def field(self, rng: np.random.Generator) -> SyntheticField:
         """One random field: clusters from the pools plus background."""
@@ -446,31 +444,24 @@ class FieldSynthesizer:
 
     def _background(self, rng: np.random.Generator, area: float) -> np.ndarray:
         if self.background == "blinking":
-            n_molecules = rng.poisson(self.background_density * area / self.BLINKS_PER_MOLECULE)
-            return self._blink(rng.uniform(0, self.fov_nm, (n_molecules, 2)), rng)[0]
+            n_molecules = rng.poisson(self.background_density * area / simulate.BLINKS_PER_MOLECULE)
+            return simulate.blink_positions(rng.uniform(0, self.fov_nm, (n_molecules, 2)), rng)[0]
         return rng.uniform(0, self.fov_nm, (rng.poisson(self.background_density * area), 2))
-
-    def _blink(self, molecules: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Localizations of blinking molecules (a geometric number each, a log-normal error per molecule) and the
-        molecule each came from."""
-        counts = rng.geometric(1.0 / self.BLINKS_PER_MOLECULE, len(molecules))
-        sigma = self.blink_sigma_nm * np.exp(rng.normal(0, self.BLINK_SIGMA_LOG_SD, len(molecules)))
-        source = np.repeat(np.arange(len(molecules)), counts)
-        return molecules[source] + rng.normal(size=(len(source), 2)) * sigma[source, None], source
 
     def _as_new_molecules(self, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A copy re-made as new blinking molecules: len / BLINKS_PER_MOLECULE of its localizations become molecule
         positions, pulled toward its centre along its principal axes by as much as blinking spreads them again, and
-        blink. Returns the localizations and, for each, the index in ``points`` of its molecule."""
+        blink as the benchmark's do (:func:`simulate.blink_positions`). Returns the localizations and, for each, the
+        index in ``points`` of its molecule."""
         centre = points.mean(axis=0)
-        n_molecules = max(1, round(len(points) / self.BLINKS_PER_MOLECULE))
+        n_molecules = max(1, round(len(points) / simulate.BLINKS_PER_MOLECULE))
         picked = rng.choice(len(points), size=n_molecules, replace=False)
         variances, axes = np.linalg.eigh(np.cov((points - centre).T))
-        blink_variance = self.blink_sigma_nm**2 * math.exp(2 * self.BLINK_SIGMA_LOG_SD**2)  # E[sigma^2]
+        blink_variance = simulate.BLINK_SIGMA_MEDIAN_NM**2 * math.exp(2 * simulate.BLINK_SIGMA_LOG_SD**2)  # E[sigma^2]
         variances = np.maximum(variances, 1e-12)
         shrink = np.sqrt(np.maximum(variances - blink_variance, 0.1 * variances) / variances)
         molecules = centre + ((points[picked] - centre) @ axes) * shrink @ axes.T
-        positions, source = self._blink(molecules, rng)
+        positions, source, _ = simulate.blink_positions(molecules, rng)
         return positions, picked[source]
 
 
