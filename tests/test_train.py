@@ -209,7 +209,8 @@ def test_copies_can_be_jittered_and_stretched_more():
 
 def test_copies_can_be_remade_as_new_blinking_molecules():
     """copy_molecules: each copy is new molecules that blink, so the layout of clumps differs from copy to copy,
-    while the copy keeps about the annotated cluster's size and spread; off, the fields are as before."""
+    while the copy keeps about the annotated cluster's size and spread; off, the fields are as before. By default
+    (None) it is on with the blinking background and off with the uniform one."""
     from scipy.spatial import cKDTree
 
     molecules = simulate.gaussian_clusters(
@@ -230,9 +231,13 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
         return float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
 
     settings = {"background": "blinking", "seed": 0, "copy_size_min": 1.0, "copy_jitter": 0.25}
-    plain = copies(FieldSynthesizer(data, **settings))
+    plain = copies(FieldSynthesizer(data, **settings, copy_molecules=False))
     remade = copies(FieldSynthesizer(data, **settings, copy_molecules=True))
-    assert [len(c) for c in copies(FieldSynthesizer(data, **settings))] == [len(c) for c in plain]  # seeded
+    assert [len(c) for c in copies(FieldSynthesizer(data, **settings, copy_molecules=False))] == [
+        len(c) for c in plain
+    ]  # seeded
+    assert FieldSynthesizer(data, **settings).copy_molecules
+    assert not FieldSynthesizer(data, **{**settings, "background": "uniform"}).copy_molecules
     sizes = np.array([len(c) for c in remade])
     assert 0.7 < sizes.mean() / (1.1 * len(annotated)) < 1.3  # copies hold 1.0-1.2x, on average
     assert 0.75 < np.median([radius(c) for c in remade]) / radius(annotated) < 1.25

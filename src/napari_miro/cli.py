@@ -491,7 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fine", default=None, help="column with fine-scale labels (multiscale training)")
     train.add_argument("--fine-step", type=int, default=None, help="last recurrent step trained on the fine scale")
     train.add_argument(
-        "--background", choices=["uniform", "blinking"], default=None, help="background model of the synthetic fields"
+        "--background",
+        choices=["uniform", "blinking"],
+        default=None,
+        help="background model of the synthetic fields (blinking: copies re-made as new blinking molecules too)",
     )
     train.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
     train.add_argument("--out", required=True, help="model file to write (.safetensors)")

@@ -84,7 +84,8 @@ class TrainWidget(QWidget):
         self.background.setToolTip(
             "the background of the synthetic training fields: uniform (one localization per molecule, e.g. "
             "merged or ground-truth tables) or blinking (each molecule gives several localizations close "
-            "together, as in raw dSTORM / PALM tables)"
+            "together, as in raw dSTORM / PALM tables; the copies of the annotated clusters are then re-made "
+            "as new blinking molecules too)"
         )
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
