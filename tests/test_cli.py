@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from napari_miro import simulate
-from napari_miro.cli import main, sample_file, sample_files
+from napari_miro.cli import SAMPLES, main, sample_background, sample_file, sample_files
 from napari_miro.cluster import TrainedMIRO
 from napari_miro.io import read_localizations, write_thunderstorm
 
@@ -121,6 +121,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert [row["method"] for row in report["results"]] == ["MIRO + DBSCAN", "DBSCAN alone"]
     printed = capsys.readouterr().out
     assert "MIRO + DBSCAN" in printed and "DBSCAN alone" in printed
+    assert report["background"] == "uniform"  # the rings sample: one localization per molecule
+
+
+def test_blinking_sample_is_trained_with_the_blinking_background():
+    assert sample_background("nanoclusters") == "blinking"
+    assert {sample_background(name) for name in SAMPLES if name != "nanoclusters"} == {"uniform"}
 
 
 @pytest.mark.parametrize(
