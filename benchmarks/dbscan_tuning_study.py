@@ -18,7 +18,7 @@ import numpy as np
 from paper_table import annotations, fields_of
 
 from napari_miro import metrics
-from napari_miro.cluster import collapse, dbscan_labels, tuning_eps_grid, tuning_samples_grid
+from napari_miro.cluster import collapse, dbscan_label_grid, dbscan_labels, tuning_eps_grid, tuning_samples_grid
 from napari_miro.train import PRESETS, fit_miro
 
 
@@ -29,9 +29,38 @@ def smooth(grid: np.ndarray) -> np.ndarray:
     return sum(padded[i : i + rows, j : j + cols] for i in range(3) for j in range(3)) / 9
 
 
-def selection_rules(synthetic: np.ndarray, eps_grid: np.ndarray) -> dict[str, tuple[int, int]]:
+def default_choice(scores: np.ndarray, tolerance: float = 0.01) -> tuple[int, int]:
+    """grid_search_dbscan's choice: the largest min_samples within ``tolerance`` of the best, then its best eps."""
+    near_best = scores >= scores.max() - tolerance
+    j = int(np.flatnonzero(near_best.any(axis=0)).max())
+    return int(np.argmax(scores[:, j])), j
+
+
+def annotated_recovery(collapsed: np.ndarray, clusters: list[np.ndarray], eps_grid, samples_grid) -> np.ndarray:
+    """Per (eps, min_samples): the mean over the annotated clusters of the Jaccard index between the cluster and
+    the DBSCAN cluster (on the collapsed real positions) that holds most of it (0 when all of it is noise)."""
+    recovery = np.zeros((len(eps_grid), len(samples_grid)))
+    for eps, samples, labels in dbscan_label_grid(collapsed, eps_grid, samples_grid):
+        i, j = int(np.flatnonzero(eps_grid == eps)[0]), int(np.flatnonzero(samples_grid == samples)[0])
+        values = []
+        for members in clusters:
+            found = labels[members]
+            found = found[found > 0]
+            if not len(found):
+                values.append(0.0)
+                continue
+            best = np.bincount(found).argmax()
+            inside = int((found == best).sum())
+            values.append(inside / (len(members) + int((labels == best).sum()) - inside))
+        recovery[i, j] = np.mean(values)
+    return recovery
+
+
+def selection_rules(
+    synthetic: np.ndarray, eps_grid: np.ndarray, recovery: np.ndarray | None = None
+) -> dict[str, tuple[int, int]]:
     """(eps index, min_samples index) chosen by each rule from the per-field synthetic scores (fields, eps, ms,
-    [ARI, ARI_c, JI_c])."""
+    [ARI, ARI_c, JI_c]) and, where given, the annotated clusters' recovery on the real data (eps, ms)."""
     objective = synthetic[..., :2].mean(-1)  # the preset's objective, the mean of ARI and ARI_c
     first4, all16 = objective[:4].mean(0), objective.mean(0)
     with_detection = synthetic.mean(-1).mean(0)  # mean of ARI, ARI_c and JI_c
@@ -52,6 +81,14 @@ def selection_rules(synthetic: np.ndarray, eps_grid: np.ndarray) -> dict[str, tu
         rules[f"median eps within {tolerance}"] = (centre, int(np.median(at_centre if len(at_centre) else near[:, 1])))
     quartile = np.quantile(objective, 0.25, axis=0)
     rules["best lower quartile over fields"] = np.unravel_index(quartile.argmax(), quartile.shape)
+    rules["the default (ARI+ARI_c+JI_c, tie-break)"] = default_choice(with_detection)
+    if recovery is not None:
+        for weight in (0.25, 0.5, 1.0):
+            rules[f"default + {weight} x recovery"] = default_choice((with_detection + weight * recovery) / (1 + weight))
+        for floor in (0.8, 0.9):
+            allowed = recovery >= floor * recovery.max()
+            rules[f"default where recovery >= {floor} x best"] = default_choice(np.where(allowed, with_detection, -1))
+        rules["best recovery"] = np.unravel_index(recovery.argmax(), recovery.shape)
     return {name: (int(i), int(j)) for name, (i, j) in rules.items()}
 
 
@@ -73,7 +110,7 @@ def main() -> None:
     rng = np.random.default_rng(settings.seed + 3)
     tuning = [synthesizer.field(rng) for _ in range(16)]
     collapsed = [collapse(trained, f.positions).positions for f in tuning]
-    eps_grid = tuning_eps_grid(collapsed[:4])  # the grid of the tuning before session 7 (now built from all 16 fields)
+    eps_grid = tuning_eps_grid(collapsed)  # the default tuning's grid
     samples_grid = tuning_samples_grid(min(synthesizer.sizes))
 
     def synthetic_scores(field, labels: np.ndarray) -> list[float]:
@@ -99,15 +136,17 @@ def main() -> None:
         for j, samples in enumerate(samples_grid):
             rows = [metrics.evaluate(xy, t, dbscan_labels(c, float(eps), int(samples))) for xy, t, c in unseen]
             real[i, j] = np.mean([r["JI_c"] for r in rows]), np.mean([r["ARI_c"] for r in rows])
-    rules = selection_rules(synthetic, eps_grid)
+    data = annotations(frames[:3], single=True, setting=args.setting)
+    recovery = annotated_recovery(collapse(trained, data.positions).positions, data.clusters, eps_grid, samples_grid)
+    rules = selection_rules(synthetic, eps_grid, recovery)
     rules["oracle (best JI_c + ARI_c on the unseen FOVs)"] = np.unravel_index(real.sum(2).argmax(), real.shape[:2])
     report = {"setting": args.setting, "minutes": args.minutes}
     print(f"{args.setting}: rule, eps nm / min_samples, synthetic score, JI_c / ARI_c on 10 unseen FOVs")
     for name, (i, j) in rules.items():
         values = [float(eps_grid[i]), int(samples_grid[j]), round(float(synthetic[..., :2].mean(-1).mean(0)[i, j]), 3)]
-        values += [round(float(v), 3) for v in real[i, j]]
+        values += [round(float(v), 3) for v in real[i, j]] + [round(float(recovery[i, j]), 3)]
         report[name] = values
-        print(f"  {name:46s} {values[0]:7.2f} / {values[1]:3d}  {values[2]:.3f}  {values[3]:.2f} / {values[4]:.2f}")
+        print(f"  {name:46s} {values[0]:7.2f} / {values[1]:3d}  {values[2]:.3f}  {values[3]:.2f} / {values[4]:.2f}  rec {values[5]:.2f}")
     if args.json:
         with open(args.json, "a") as handle:
             handle.write(json.dumps(report) + "\n")
