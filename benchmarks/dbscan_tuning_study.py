@@ -84,7 +84,8 @@ def selection_rules(
     rules["the default (ARI+ARI_c+JI_c, tie-break)"] = default_choice(with_detection)
     if recovery is not None:
         for weight in (0.25, 0.5, 1.0):
-            rules[f"default + {weight} x recovery"] = default_choice((with_detection + weight * recovery) / (1 + weight))
+            combined = (with_detection + weight * recovery) / (1 + weight)
+            rules[f"default + {weight} x recovery"] = default_choice(combined)
         for floor in (0.8, 0.9):
             allowed = recovery >= floor * recovery.max()
             rules[f"default where recovery >= {floor} x best"] = default_choice(np.where(allowed, with_detection, -1))
@@ -146,7 +147,8 @@ def main() -> None:
         values = [float(eps_grid[i]), int(samples_grid[j]), round(float(synthetic[..., :2].mean(-1).mean(0)[i, j]), 3)]
         values += [round(float(v), 3) for v in real[i, j]] + [round(float(recovery[i, j]), 3)]
         report[name] = values
-        print(f"  {name:46s} {values[0]:7.2f} / {values[1]:3d}  {values[2]:.3f}  {values[3]:.2f} / {values[4]:.2f}  rec {values[5]:.2f}")
+        scores = f"{values[2]:.3f}  {values[3]:.2f} / {values[4]:.2f}  recovery {values[5]:.2f}"
+        print(f"  {name:46s} {values[0]:7.2f} / {values[1]:3d}  {scores}")
     if args.json:
         with open(args.json, "a") as handle:
             handle.write(json.dumps(report) + "\n")
