@@ -20,9 +20,11 @@ from napari_miro.train import (
     AnnotatedData,
     FieldSynthesizer,
     TrainingCancelled,
+    background_clump_size,
     background_fraction_from_spacing,
     estimate_densities,
     make_training_fields,
+    median_radius,
     miro_loss,
     suggest_delta,
     train,
@@ -177,6 +179,37 @@ def test_copies_never_fall_below_the_floor_or_their_own_size():
     assert FieldSynthesizer(data, seed=0, copy_size_floor=3).floors == [3]
     with pytest.raises(ValueError, match="copy_size_floor"):
         FieldSynthesizer(data, copy_size_floor=2)
+
+
+def test_copies_are_no_smaller_than_chance_clumps_of_the_background():
+    """Over a dense blinking background, a copy of 0.3x the annotated cluster holds fewer localizations than the
+    background gathers by chance in a cluster's space: copies start at that clump size (at most 0.8x the cluster).
+    Over a sparse uniform background the size prior stays 0.3-1.2x."""
+    molecules = simulate.gaussian_clusters(
+        n_clusters=20, locs_per_cluster=15, sigma_nm=25.0, background_fraction=0.5, fov_nm=2000.0, seed=11
+    )
+    df = simulate.blink(molecules, seed=12)
+    data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])
+    blinking = FieldSynthesizer(data, background="blinking", seed=0)
+    low, high = blinking.copy_size_ranges[0]
+    clump = background_clump_size(
+        blinking.background_density, median_radius(data), "blinking", 0.99, np.random.default_rng([0, 4])
+    )
+    assert low == pytest.approx(max(0.3, min(clump / len(data.clusters[0]), 0.8))) and high == 1.2
+    assert 0.4 < low <= 0.8
+    sizes = np.concatenate([np.bincount(blinking.field(np.random.default_rng(k)).cluster)[1:] for k in range(4)])
+    assert np.median(sizes) > 0.6 * len(data.clusters[0])
+    off = FieldSynthesizer(data, background="blinking", seed=0, copy_background_quantile=None)
+    assert off.copy_size_ranges == [(0.3, 1.2)]
+    sparse = simulate.gaussian_clusters(n_clusters=12, locs_per_cluster=30, background_fraction=0.3, seed=8)
+    sparse_data = AnnotatedData.from_labels(sparse[["x", "y"]].to_numpy(), sparse["cluster"].to_numpy(), which=[1])
+    assert FieldSynthesizer(sparse_data, seed=0).copy_size_ranges == [(0.3, 1.2)]
+    # a blinking background gathers far larger clumps than a uniform one of the same density
+    uniform_clump = background_clump_size(3e-4, 30.0, "uniform", 0.99, np.random.default_rng(1))
+    assert background_clump_size(3e-4, 30.0, "blinking", 0.99, np.random.default_rng(1)) > 3 * uniform_clump
+    assert background_clump_size(0.0, 30.0, "uniform", 0.99, np.random.default_rng(1)) == 1.0
+    with pytest.raises(ValueError, match="quantile"):
+        background_clump_size(3e-4, 30.0, "uniform", 1.5, np.random.default_rng(1))
 
 
 def test_copies_can_be_jittered_and_stretched_more():

@@ -100,6 +100,12 @@ class TrainingSettings:
     #: background. Blinking S6 single shot at the default length, JI_c / ARI_c 0.76 / 0.60 -> 0.83 / 0.69
     #: (docs/training.md, session 12)
     copy_molecules: bool | None = None
+    #: copies hold at least as many localizations as a background localization has neighbours (itself counted)
+    #: within the annotated cluster's radius of gyration at this quantile, simulated with the estimated background,
+    #: but at most 0.8x the annotated cluster: smaller copies look like chance clumps of the background (blinking
+    #: S2: 31 localizations where 0.3x gave 15), and no DBSCAN setting can keep them without keeping those clumps.
+    #: With sparse uniform backgrounds it stays below 0.3x. None: off (docs/training.md, session 13)
+    copy_background_quantile: float | None = 0.99
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -298,6 +304,29 @@ def background_fraction_from_spacing(
     return float(min(math.exp(intercept), 1.0))
 
 
+def background_clump_size(
+    density_per_nm2: float, radius_nm: float, background: str, quantile: float, rng: np.random.Generator
+) -> float:
+    """The ``quantile`` of the number of localizations within ``radius_nm`` of a localization (itself counted) of a
+    simulated background alone ("uniform" or "blinking") of the given density: how many localizations chance
+    alone gathers in the space of a cluster."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"the background quantile must be between 0 and 1, not {quantile}")
+    if density_per_nm2 <= 0:
+        return 1.0
+    side = max(10 * radius_nm, math.sqrt(20_000 / density_per_nm2))  # ~20,000 localizations
+    area = side**2
+    if background == "blinking":
+        molecules = rng.uniform(0, side, (rng.poisson(density_per_nm2 * area / simulate.BLINKS_PER_MOLECULE), 2))
+        points = simulate.blink_positions(molecules, rng)[0]
+    else:
+        points = rng.uniform(0, side, (rng.poisson(density_per_nm2 * area), 2))
+    inner = points[np.all((points > radius_nm) & (points < side - radius_nm), axis=1)]  # no edge effects
+    if len(inner) == 0:
+        return 1.0
+    return float(np.quantile(cKDTree(points).query_ball_point(inner, radius_nm, return_length=True), quantile))
+
+
 def estimate_densities(data: AnnotatedData, background: str = "uniform") -> tuple[float, float]:
     """(background localizations, clusters) per nm^2 in the user's data, measured around the annotations.
 
@@ -348,6 +377,7 @@ class FieldSynthesizer:
     """Makes synthetic training fields from the annotated clusters (see the module docstring)."""
 
     COPY_SIZE_MAX = 1.2  #: the largest copy of an annotated cluster, over its number of localizations
+    BACKGROUND_FLOOR_MAX = 0.8  #: copies may be as small as this fraction of their cluster, whatever the background
 
     def __init__(
         self,
@@ -360,6 +390,7 @@ class FieldSynthesizer:
         copy_jitter: float = TrainingSettings.copy_jitter,
         copy_stretch: float = TrainingSettings.copy_stretch,
         copy_molecules: bool | None = TrainingSettings.copy_molecules,
+        copy_background_quantile: float | None = TrainingSettings.copy_background_quantile,
     ) -> None:
         if not 0 < copy_size_min <= self.COPY_SIZE_MAX:
             raise ValueError(f"copy_size_min must be in (0, {self.COPY_SIZE_MAX}], not {copy_size_min}")
@@ -390,6 +421,20 @@ class FieldSynthesizer:
             self.pool_fine.append(fine)
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
         self.background_density, self.cluster_density = estimate_densities(data, background)
+        #: per annotated cluster, the range of a copy's size over the cluster's (see copy_background_quantile)
+        self.copy_size_ranges = [self.copy_size_range] * len(self.sizes)
+        if copy_background_quantile is not None:
+            clump = background_clump_size(
+                self.background_density,
+                median_radius(data),
+                background,
+                copy_background_quantile,
+                np.random.default_rng([seed, 4]),
+            )
+            self.copy_size_ranges = [
+                (max(copy_size_min, min(clump / size, self.BACKGROUND_FLOOR_MAX)), self.COPY_SIZE_MAX)
+                for size in self.sizes
+            ]
         # a field holds ~15 clusters (as the paper's fields do) within the point budget
         side = math.sqrt(15.0 / self.cluster_density)
         side = max(side, 8 * self.cluster_radius)
@@ -407,7 +452,7 @@ class FieldSynthesizer:
         for number in range(1, n_clusters + 1):
             source = int(rng.integers(len(self.pools)))
             pool = self.pools[source]
-            size = round(self.sizes[source] * rng.uniform(*self.copy_size_range))
+            size = round(self.sizes[source] * rng.uniform(*self.copy_size_ranges[source]))
             count = int(np.clip(size, self.floors[source], len(pool)))
             chosen = rng.choice(len(pool), size=count, replace=False)
             points = pool[chosen] + rng.normal(0, self.jitter[source], (count, 2))
@@ -617,6 +662,7 @@ def make_training_fields(
         settings.copy_jitter,
         settings.copy_stretch,
         settings.copy_molecules,
+        settings.copy_background_quantile,
     )
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
