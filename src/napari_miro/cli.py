@@ -447,6 +447,7 @@ def _demo_figure(positions, truth, miro, baseline, statistics, baseline_statisti
             ],
         )
         axis.set_xlabel(label)
+        axis.locator_params(axis="x", nbins=5)  # large areas (nm^2) would run their tick labels together
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=90)
