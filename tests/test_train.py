@@ -184,7 +184,8 @@ def test_copies_never_fall_below_the_floor_or_their_own_size():
 def test_copies_are_no_smaller_than_chance_clumps_of_the_background():
     """Over a dense blinking background, a copy of 0.3x the annotated cluster holds fewer localizations than the
     background gathers by chance in a cluster's space: copies start at that clump size (at most 0.8x the cluster).
-    Over a sparse uniform background the size prior stays 0.3-1.2x."""
+    Over a sparse uniform background the size prior stays 0.3-1.2x; the floor is on by default with the blinking
+    background only."""
     molecules = simulate.gaussian_clusters(
         n_clusters=20, locs_per_cluster=15, sigma_nm=25.0, background_fraction=0.5, fov_nm=2000.0, seed=11
     )
@@ -199,11 +200,16 @@ def test_copies_are_no_smaller_than_chance_clumps_of_the_background():
     assert 0.4 < low <= 0.8
     sizes = np.concatenate([np.bincount(blinking.field(np.random.default_rng(k)).cluster)[1:] for k in range(4)])
     assert np.median(sizes) > 0.6 * len(data.clusters[0])
-    off = FieldSynthesizer(data, background="blinking", seed=0, copy_background_quantile=None)
+    off = FieldSynthesizer(data, background="blinking", seed=0, copy_background_floor=False)
     assert off.copy_size_ranges == [(0.3, 1.2)]
+    # the default: on with the blinking background only
+    assert FieldSynthesizer(data, background="uniform", seed=0).copy_size_ranges == [(0.3, 1.2)]
+    forced = FieldSynthesizer(data, background="uniform", seed=0, copy_background_floor=True)
+    assert forced.copy_size_ranges[0][0] < low  # a uniform background of that density gathers smaller clumps
     sparse = simulate.gaussian_clusters(n_clusters=12, locs_per_cluster=30, background_fraction=0.3, seed=8)
     sparse_data = AnnotatedData.from_labels(sparse[["x", "y"]].to_numpy(), sparse["cluster"].to_numpy(), which=[1])
-    assert FieldSynthesizer(sparse_data, seed=0).copy_size_ranges == [(0.3, 1.2)]
+    sparse_floor = FieldSynthesizer(sparse_data, seed=0, copy_background_floor=True)
+    assert sparse_floor.copy_size_ranges == [(0.3, 1.2)]
     # a blinking background gathers far larger clumps than a uniform one of the same density
     uniform_clump = background_clump_size(3e-4, 30.0, "uniform", 0.99, np.random.default_rng(1))
     assert background_clump_size(3e-4, 30.0, "blinking", 0.99, np.random.default_rng(1)) > 3 * uniform_clump

@@ -100,12 +100,14 @@ class TrainingSettings:
     #: background. Blinking S6 single shot at the default length, JI_c / ARI_c 0.76 / 0.60 -> 0.83 / 0.69
     #: (docs/training.md, session 12)
     copy_molecules: bool | None = None
-    #: copies hold at least as many localizations as a background localization has neighbours (itself counted)
-    #: within the annotated cluster's radius of gyration at this quantile, simulated with the estimated background,
+    #: copies hold at least as many localizations as the 99th percentile of a background localization's neighbours
+    #: (itself counted) within the annotated cluster's radius of gyration, simulated with the estimated background,
     #: but at most 0.8x the annotated cluster: smaller copies look like chance clumps of the background (blinking
-    #: S2: 31 localizations where 0.3x gave 15), and no DBSCAN setting can keep them without keeping those clumps.
-    #: With sparse uniform backgrounds it stays below 0.3x. None: off (docs/training.md, session 13)
-    copy_background_quantile: float | None = 0.99
+    #: S2: 31 localizations where 0.3x gave 15), and no DBSCAN setting keeps them without keeping those clumps.
+    #: None: on with the blinking background (measured there: blinking S2 JI_c 0.72 -> 0.83 over three seeds,
+    #: blinking S8 -0.07), off with the uniform one (unmeasured on sparse uniform structures such as rings, whose
+    #: large radius of gyration raises the floor too; docs/training.md, session 13)
+    copy_background_floor: bool | None = None
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -378,6 +380,7 @@ class FieldSynthesizer:
 
     COPY_SIZE_MAX = 1.2  #: the largest copy of an annotated cluster, over its number of localizations
     BACKGROUND_FLOOR_MAX = 0.8  #: copies may be as small as this fraction of their cluster, whatever the background
+    BACKGROUND_FLOOR_QUANTILE = 0.99  #: copy_background_floor: the quantile of the background's chance clumps
 
     def __init__(
         self,
@@ -390,7 +393,7 @@ class FieldSynthesizer:
         copy_jitter: float = TrainingSettings.copy_jitter,
         copy_stretch: float = TrainingSettings.copy_stretch,
         copy_molecules: bool | None = TrainingSettings.copy_molecules,
-        copy_background_quantile: float | None = TrainingSettings.copy_background_quantile,
+        copy_background_floor: bool | None = TrainingSettings.copy_background_floor,
     ) -> None:
         if not 0 < copy_size_min <= self.COPY_SIZE_MAX:
             raise ValueError(f"copy_size_min must be in (0, {self.COPY_SIZE_MAX}], not {copy_size_min}")
@@ -421,14 +424,17 @@ class FieldSynthesizer:
             self.pool_fine.append(fine)
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
         self.background_density, self.cluster_density = estimate_densities(data, background)
-        #: per annotated cluster, the range of a copy's size over the cluster's (see copy_background_quantile)
+        #: per annotated cluster, the range of a copy's size over the cluster's (see TrainingSettings.copy_background_floor)
         self.copy_size_ranges = [self.copy_size_range] * len(self.sizes)
-        if copy_background_quantile is not None:
+        self.copy_background_floor = (
+            background == "blinking" if copy_background_floor is None else copy_background_floor
+        )
+        if self.copy_background_floor:
             clump = background_clump_size(
                 self.background_density,
                 median_radius(data),
                 background,
-                copy_background_quantile,
+                self.BACKGROUND_FLOOR_QUANTILE,
                 np.random.default_rng([seed, 4]),
             )
             self.copy_size_ranges = [
@@ -662,7 +668,7 @@ def make_training_fields(
         settings.copy_jitter,
         settings.copy_stretch,
         settings.copy_molecules,
-        settings.copy_background_quantile,
+        settings.copy_background_floor,
     )
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
