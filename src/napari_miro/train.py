@@ -424,7 +424,7 @@ class FieldSynthesizer:
             self.pool_fine.append(fine)
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
         self.background_density, self.cluster_density = estimate_densities(data, background)
-        #: per annotated cluster, the range of a copy's size over the cluster's (see TrainingSettings.copy_background_floor)
+        #: per annotated cluster, the range of a copy's size over the cluster's (TrainingSettings.copy_background_floor)
         self.copy_size_ranges = [self.copy_size_range] * len(self.sizes)
         self.copy_background_floor = (
             background == "blinking" if copy_background_floor is None else copy_background_floor
