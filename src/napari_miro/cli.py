@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--background",
         choices=["uniform", "blinking"],
         default=None,
-        help="background model of the synthetic fields (blinking: copies re-made as new blinking molecules too)",
+        help="background model of the synthetic fields (blinking: copies re-made as new blinking molecules too, "
+        "none smaller than the background's chance clumps)",
     )
     train.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
     train.add_argument("--out", required=True, help="model file to write (.safetensors)")

@@ -85,7 +85,7 @@ class TrainWidget(QWidget):
             "the background of the synthetic training fields: uniform (one localization per molecule, e.g. "
             "merged or ground-truth tables) or blinking (each molecule gives several localizations close "
             "together, as in raw dSTORM / PALM tables; the copies of the annotated clusters are then re-made "
-            "as new blinking molecules too)"
+            "as new blinking molecules too, and none is smaller than the clumps the background makes by chance)"
         )
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
