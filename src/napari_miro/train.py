@@ -306,6 +306,16 @@ def background_fraction_from_spacing(
     return float(min(math.exp(intercept), 1.0))
 
 
+def background_points(density_per_nm2: float, side_nm: float, background: str, rng: np.random.Generator) -> np.ndarray:
+    """A background alone over a ``side_nm`` square: uniform localizations, or ("blinking") uniform molecules that
+    blink as the benchmark's do, at ``density_per_nm2`` localizations on average."""
+    area = side_nm**2
+    if background == "blinking":
+        n_molecules = rng.poisson(density_per_nm2 * area / simulate.BLINKS_PER_MOLECULE)
+        return simulate.blink_positions(rng.uniform(0, side_nm, (n_molecules, 2)), rng)[0]
+    return rng.uniform(0, side_nm, (rng.poisson(density_per_nm2 * area), 2))
+
+
 def background_clump_size(
     density_per_nm2: float, radius_nm: float, background: str, quantile: float, rng: np.random.Generator
 ) -> float:
@@ -317,12 +327,7 @@ def background_clump_size(
     if density_per_nm2 <= 0:
         return 1.0
     side = max(10 * radius_nm, math.sqrt(20_000 / density_per_nm2))  # ~20,000 localizations
-    area = side**2
-    if background == "blinking":
-        molecules = rng.uniform(0, side, (rng.poisson(density_per_nm2 * area / simulate.BLINKS_PER_MOLECULE), 2))
-        points = simulate.blink_positions(molecules, rng)[0]
-    else:
-        points = rng.uniform(0, side, (rng.poisson(density_per_nm2 * area), 2))
+    points = background_points(density_per_nm2, side, background, rng)
     inner = points[np.all((points > radius_nm) & (points < side - radius_nm), axis=1)]  # no edge effects
     if len(inner) == 0:
         return 1.0
@@ -483,7 +488,7 @@ class FieldSynthesizer:
             classes.append(np.full(count, class_id))
             fines.append(np.where(fine > 0, fine + fine_offset, 0))
             fine_offset += int(fine.max(initial=0)) + 1
-        background = self._background(rng, area)
+        background = background_points(self.background_density, self.fov_nm, self.background, rng)
         positions = np.concatenate([*xs, background])
         n_background = len(background)
         return SyntheticField(
@@ -492,12 +497,6 @@ class FieldSynthesizer:
             np.concatenate([*classes, np.zeros(n_background, np.int64)]),
             np.concatenate([*fines, np.zeros(n_background, np.int64)]),
         )
-
-    def _background(self, rng: np.random.Generator, area: float) -> np.ndarray:
-        if self.background == "blinking":
-            n_molecules = rng.poisson(self.background_density * area / simulate.BLINKS_PER_MOLECULE)
-            return simulate.blink_positions(rng.uniform(0, self.fov_nm, (n_molecules, 2)), rng)[0]
-        return rng.uniform(0, self.fov_nm, (rng.poisson(self.background_density * area), 2))
 
     def _as_new_molecules(self, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A copy re-made as new blinking molecules: len / BLINKS_PER_MOLECULE of its localizations become molecule
