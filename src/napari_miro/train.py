@@ -406,7 +406,6 @@ class FieldSynthesizer:
             raise ValueError(f"copy_size_floor must be at least 3 (a cluster), not {copy_size_floor}")
         rng = np.random.default_rng(seed)
         self.data = data
-        self.copy_size_range = (copy_size_min, self.COPY_SIZE_MAX)  #: a copy's size over its annotated cluster's
         self.background = background
         self.pools: list[np.ndarray] = []
         self.pool_fine: list[np.ndarray] = []
@@ -430,7 +429,7 @@ class FieldSynthesizer:
         self.cluster_radius = max(0.5 * _cluster_extent(p) for p in self.pools)
         self.background_density, self.cluster_density = estimate_densities(data, background)
         #: per annotated cluster, the range of a copy's size over the cluster's (TrainingSettings.copy_background_floor)
-        self.copy_size_ranges = [self.copy_size_range] * len(self.sizes)
+        self.copy_size_ranges = [(copy_size_min, self.COPY_SIZE_MAX)] * len(self.sizes)
         self.copy_background_floor = (
             background == "blinking" if copy_background_floor is None else copy_background_floor
         )
