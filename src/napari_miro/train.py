@@ -637,14 +637,22 @@ def miro_loss(
         regression = error.abs().mean() if displacement_loss == "l1" else (error**2).mean()
         moved_true = positions - target
         moved_pred = positions - displacement
-        true_distance = ((moved_true[src] - moved_true[dst]) ** 2).sum(1).add(1e-12).sqrt()
-        pred_distance = ((moved_pred[src] - moved_pred[dst]) ** 2).sum(1).add(1e-12).sqrt()
+        # index_select, not moved[src]: the gradient of advanced indexing accumulates in a thread-dependent
+        # order on the CPU (runs differed after a few steps); index_select's is deterministic
+        true_distance = _edge_lengths(moved_true, src, dst)
+        pred_distance = _edge_lengths(moved_pred, src, dst)
         distance_term = (pred_distance - true_distance).abs().mean() if len(src) else total
         step_loss = regression + alpha * distance_term
         if output.shape[1] > 2:
             step_loss = step_loss + beta * torch.nn.functional.cross_entropy(output[:, 2:].float(), targets["class_id"])
         total = total + step_loss
     return total / len(outputs)
+
+
+def _edge_lengths(positions: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """The length of every edge between displaced positions."""
+    vectors = positions.index_select(0, src) - positions.index_select(0, dst)
+    return (vectors**2).sum(1).add(1e-12).sqrt()
 
 
 def make_training_fields(
