@@ -23,6 +23,7 @@ from napari_miro.train import (
     FieldSynthesizer,
     TrainingCancelled,
     background_clump_size,
+    background_density_factors,
     background_fraction_from_spacing,
     estimate_densities,
     make_training_fields,
@@ -148,6 +149,27 @@ def test_blinking_background_is_not_read_as_small_clusters():
     true_background = (truth == 0).sum() / ConvexHull(data.positions).volume
     background, _ = estimate_densities(data, "blinking")
     assert 0.9 * true_background < background < 1.4 * true_background
+
+
+def test_background_density_factors_follow_a_gradient_and_ignore_chance():
+    """A background whose density rises along x (the benchmark's scenario 10) gives factors from well below to
+    well above 1; a uniform one gives none, or factors near 1 (the chance variation of the blocks is shrunk away).
+    Seeds 0-5: uniform None or 0.84-1.19 at the extremes; rising 0.11-0.17 to 1.62-2.09."""
+    clusters = simulate.gaussian_clusters(n_clusters=20, background_fraction=0.0, fov_nm=4000, seed=9)
+    rng = np.random.default_rng(9)
+    n_background = 3000
+    uniform = rng.uniform(0, 4000, (n_background, 2))
+    rising = np.column_stack([4000 * np.sqrt(rng.uniform(0, 1, n_background)), rng.uniform(0, 4000, n_background)])
+    labels = np.concatenate([clusters["cluster"].to_numpy(), np.zeros(n_background, np.int64)])
+    for background, expect_gradient in ((uniform, False), (rising, True)):
+        positions = np.concatenate([clusters[["x", "y"]].to_numpy(), background])
+        data = AnnotatedData.from_labels(positions, labels, which=[1])
+        density, _ = estimate_densities(data, "uniform")
+        factors = background_density_factors(data, "uniform", density)
+        if expect_gradient:
+            assert factors is not None and factors.min() < 0.6 and factors.max() > 1.4
+        else:
+            assert factors is None or (0.75 < factors.min() and factors.max() < 1.25)
 
 
 def test_sparse_structures_over_little_background_are_not_read_as_background():
