@@ -13,7 +13,7 @@ the paper's Fig. 3 (with shape classification: confusion matrix and F1 over matc
 pores at two scales (pores and corners), and pairs of Gaussian clusters (sigma 25 nm) 1-4 sigma apart (JI_c
 against distance, the paper's Fig. 4a).
 
-Each setting's result is cached in ``.bench_cache/paper_table/`` (keyed by its parameters), so the table can
+Each setting's result is cached in ``.bench_cache/paper_table/`` (keyed by its parameters and code), so the table can
 run in parts and be assembled; ``--assemble`` only writes docs/benchmark.md (and its box plots) from the cache.
 
     python benchmarks/paper_table.py [--quick] [--settings ground-truth/scenario-6 ...] [--minutes 1]
@@ -297,12 +297,27 @@ def base_models_digest() -> str:
     return digest.hexdigest()[:10]
 
 
+@functools.cache
+def package_digest() -> str:
+    """A digest of the installed napari_miro's core code (its modules outside the widgets): a change to how fields are
+    simulated, densities estimated or DBSCAN tuned changes every cache key, as a change of the recipe does."""
+    import napari_miro
+
+    digest = hashlib.sha1()
+    package = Path(napari_miro.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if "_napari" not in path.relative_to(package).parts:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def cache_path(setting: str, mode: str, minutes: float, n_eval: int, preset: str) -> Path:
-    """Where one (setting, mode)'s result is cached: keyed by its parameters and the preset's training settings,
-    so that a change of the recipe's defaults is never served from the cache of the old recipe."""
+    """Where one (setting, mode)'s result is cached: keyed by its parameters, the preset's training settings, the
+    base models and the package's code, so that no change is ever served from the cache of the old code."""
     recipe = PRESETS[preset].to_dict()
-    bases = base_models_digest()
-    key = hashlib.sha1(json.dumps([setting, mode, minutes, n_eval, preset, recipe, bases]).encode()).hexdigest()[:10]
+    bases, code = base_models_digest(), package_digest()
+    key = [setting, mode, minutes, n_eval, preset, recipe, bases, code]
+    key = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
     return CACHE / f"{setting.replace('/', '_')}_{mode}_{key}.json"
 
 
