@@ -13,6 +13,7 @@ with Adam, reporting progress through a callback and stopping cleanly on request
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -185,6 +186,16 @@ class AnnotatedData:
                 fine_labels.append(np.asarray(self.fine_labels[number - 1], dtype=np.int64).ravel()[first])
         self.clusters = clusters
         self.fine_labels = fine_labels if self.fine_labels is not None else None
+
+    @functools.cached_property
+    def local_density(self) -> tuple[float, np.ndarray, float]:
+        """(radius, counts, threshold): the annotated clusters' median radius of gyration (nm), each localization's
+        neighbours within it (itself counted), and the count above which a localization is cluster-like: half the
+        annotated clusters' median. Computed once (both the density estimate and the background's spread read it)."""
+        radius = median_radius(self)
+        counts = cKDTree(self.positions).query_ball_point(self.positions, radius, return_length=True)
+        threshold = 0.5 * float(np.median(counts[np.concatenate(self.clusters)]))
+        return radius, counts.astype(np.float64), threshold
 
     @property
     def n_classes(self) -> int:
@@ -362,11 +373,8 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform", seed: i
     every benchmark setting, docs/training.md).
     """
     positions = data.positions
-    radius = median_radius(data)
-    tree = cKDTree(positions)
-    local = tree.query_ball_point(positions, radius, return_length=True).astype(np.float64)
+    radius, local, threshold = data.local_density
     inside = np.concatenate(data.clusters)
-    threshold = 0.5 * float(np.median(local[inside]))
     dense = local > threshold
     total_area = max(data.area_nm2 or _area(positions), 1.0)
     inside_density = float(np.median(local[inside])) / (math.pi * radius**2)
@@ -376,6 +384,7 @@ def estimate_densities(data: AnnotatedData, background: str = "uniform", seed: i
 
     n_clustered = float(dense.sum())
     if background == "uniform":
+        tree = cKDTree(positions)
         cluster_spacing = float(np.quantile(tree.query(positions[inside], k=2)[0][:, 1], 0.95))
         fraction = background_fraction_from_spacing(positions, cluster_spacing, tree)
         if fraction is not None:
@@ -429,9 +438,7 @@ def background_density_factors(
     synthetic fields at one density taught MIRO nothing of the dense side (ground-truth S10 JI_c 0.92). Block
     factors on every setting (blinking S6: 0.86-1.2, from the clusters) cost blinking S6 0.10 JI_c."""
     positions = data.positions
-    radius = median_radius(data)
-    local = cKDTree(positions).query_ball_point(positions, radius, return_length=True)
-    threshold = 0.5 * float(np.median(local[np.concatenate(data.clusters)]))
+    radius, local, threshold = data.local_density
     sparse = local <= threshold
     low, high = positions.min(axis=0), positions.max(axis=0)
     sparse_density = sparse.sum() / max(float(np.prod(high - low)), 1.0)
