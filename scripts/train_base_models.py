@@ -6,7 +6,7 @@ tuned the same way. Writes ``<name>.safetensors`` and its model card ``<name>.js
 device, time, metrics).
 
     python scripts/train_base_models.py [--names nanoclusters rings nanoclusters-blinking] [--minutes 10]
-        [--device auto]
+        [--fields 12] [--training-fields 256] [--seed 0] [--device auto] [--out DIR]
 """
 
 from __future__ import annotations
@@ -128,9 +128,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--fields", type=int, default=12, help="simulated fields per base")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--training-fields", type=int, default=256, help="synthetic training fields made from them")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the weights and model cards")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
         make, description, background = RECIPES[name]
         data = annotated(make(args.seed, args.fields))
@@ -140,7 +142,7 @@ def main() -> None:
             PRESETS["compact"],
             max_minutes=args.minutes,
             optimizer_steps=10**7,
-            n_fields=256,
+            n_fields=args.training_fields,
             seed=args.seed,
             base_model=None,
             tuning_objective="ari",
@@ -152,7 +154,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         scores = evaluate(trained, make(args.seed + 1000, 6))
         trained.settings.training["base_model"] = name
-        trained.save(OUT / f"{name}.safetensors")
+        trained.save(args.out / f"{name}.safetensors")
         card = {
             "name": name,
             "description": description,
@@ -172,10 +174,13 @@ def main() -> None:
             "displacement_unit_nm": trained.settings.unit_nm,
             "evaluation": {"fields": "6 unseen simulated fields (seeds + 1000)", **scores},
             "command": f"python scripts/train_base_models.py --names {name} --minutes {args.minutes:g} "
-            f"--fields {args.fields} --seed {args.seed}",
+            f"--fields {args.fields} --training-fields {args.training_fields} --seed {args.seed}",
         }
-        (OUT / f"{name}.json").write_text(json.dumps(card, indent=2, default=float) + "\n")
+        (args.out / f"{name}.json").write_text(json.dumps(card, indent=2, default=float) + "\n")
         print(json.dumps({k: card[k] for k in ("name", "optimizer_steps", "training_seconds", "evaluation")}))
+        history = [row for row in result.history if "validation_loss" in row]
+        validation = [(row["step"], round(row["validation_loss"], 4)) for row in history]
+        print("validation loss (step, loss), every 10th:", validation[::10])
 
 
 if __name__ == "__main__":
