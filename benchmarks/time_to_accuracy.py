@@ -17,6 +17,7 @@ Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends t
         [--checkpoints 1 2 5 10] [--n-eval 10] [--passes 1 2] [--set learning_rate=3e-3 ...] [--label NAME]
         [--device auto] [--out docs/time_to_accuracy_cpu.md] [--json rows.jsonl] [--plot curves.png]
         [--default-length] [--true-densities]  (study only: fov-01's true densities instead of the estimated ones)
+        [--bases DIR]  (study only: base models from DIR, NAME.safetensors + NAME.json, instead of the shipped ones)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from scipy.spatial import ConvexHull
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_table import PAPER_DBSCAN, annotations, fields_of
 
-from napari_miro import metrics
+from napari_miro import base_models, metrics
 from napari_miro import train as train_module
 from napari_miro.cluster import cluster_points, dbscan_labels
 from napari_miro.train import PRESETS, TrainingSettings, fit_miro, tune_dbscan
@@ -113,6 +114,8 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
     if args.true_densities:
         common["densities"] = "fov-01 truth"
+    if args.bases:
+        common["bases"] = args.bases
     rows = []
     for minutes, model in checkpoints:
         tuned_for, tuned = model.settings.passes, (model.settings.eps_nm, model.settings.min_samples)
@@ -221,6 +224,13 @@ def main() -> None:
         action="store_true",
         help="study only: synthetic fields with fov-01's true background and cluster densities, not estimated",
     )
+    parser.add_argument(
+        "--bases",
+        default=None,
+        metavar="DIR",
+        help="study only: base models from this folder (NAME.safetensors + NAME.json, as "
+        "scripts/train_base_models.py writes them) instead of the shipped ones; --set base_model=... picks one",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="markdown file to append the table to")
     parser.add_argument("--json", default=None, help="JSON-lines file to append the rows to")
@@ -230,6 +240,10 @@ def main() -> None:
         plot(Path(args.json), Path(args.plot))
         return
     overrides = parse_overrides(args.set)
+    if args.bases:
+        if not sorted(Path(args.bases).glob("*.safetensors")):
+            raise SystemExit(f"{args.bases}: no base models (*.safetensors) there")
+        base_models._folder = lambda: Path(args.bases)
     all_rows = []
     for setting in args.settings:
         rows = run_setting(setting, args, overrides)
