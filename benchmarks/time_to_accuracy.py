@@ -241,7 +241,7 @@ def main() -> None:
         return
     overrides = parse_overrides(args.set)
     if args.bases:
-        if not sorted(Path(args.bases).glob("*.safetensors")):
+        if not any(Path(args.bases).glob("*.safetensors")):
             raise SystemExit(f"{args.bases}: no base models (*.safetensors) there")
         base_models._folder = lambda: Path(args.bases)
     all_rows = []
