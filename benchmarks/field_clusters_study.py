@@ -1,0 +1,134 @@
+"""Study: what the clusters that a trained model finds in the user's own field can teach DBSCAN's tuning.
+
+Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, the compact preset, the
+preset's optimizer steps; the model is cached in .bench_cache/field_clusters_study/), clusters fov-01 with it
+and keeps the clusters it finds there that look like the annotated one (``--size-range`` times its
+localizations, radius of gyration at most ``--max-radius`` times its own, not overlapping it). Then, per
+tuning seed, DBSCAN is tuned again on fresh synthetic fields and scored on 10 benchmark FOVs the model never saw:
+
+- ``default``: fields from the annotated cluster alone (what training does; the baseline of the pair);
+- ``sizes``: the same fields, but copies as large as the 90th percentile of the found clusters' sizes;
+- ``copies``: the found clusters also copied into the fields (pseudo-labels, shapes and sizes);
+- ``finetune`` / ``control``: ``--steps`` more optimizer steps with / without the found clusters as annotations
+  (tuned with the training's own seed, once).
+
+    python benchmarks/field_clusters_study.py blinking/scenario-10 [--seed 0] [--tuning-seeds 0 1 2]
+        [--modes default sizes copies] [--json rows.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from paper_table import annotations, fields_of
+from time_to_accuracy import score
+
+from napari_miro.cluster import TrainedMIRO, cluster_points
+from napari_miro.train import PRESETS, AnnotatedData, FieldSynthesizer, TrainingSettings, fit_miro, tune_dbscan
+
+CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_clusters_study"
+
+
+def radius_of_gyration(points: np.ndarray) -> float:
+    return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def trained_model(setting: str, seed: int, data: AnnotatedData) -> TrainedMIRO:
+    """The default single-shot model for this setting and seed (trained once, then read from the cache)."""
+    path = CACHE / f"{setting.replace('/', '_')}_{seed}.safetensors"
+    if not path.exists():
+        background = "blinking" if setting.startswith("blinking") else "uniform"
+        trained, _ = fit_miro(data, replace(PRESETS["compact"], background=background, seed=seed), device="cpu")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        trained.save(path)
+    return TrainedMIRO.load(path)
+
+
+def found_clusters(model: TrainedMIRO, data: AnnotatedData, size_range, max_radius: float) -> list[np.ndarray]:
+    """Clusters that MIRO + DBSCAN finds in the annotated field and that look like the annotated cluster."""
+    annotated = data.clusters[0]
+    size, radius = len(annotated), radius_of_gyration(data.positions[annotated])
+    labels = cluster_points(model, data.positions).labels
+    found = []
+    for label in np.unique(labels[labels > 0]):
+        members = np.flatnonzero(labels == label)
+        if np.isin(members, annotated).any() or not size_range[0] * size <= len(members) <= size_range[1] * size:
+            continue
+        if radius_of_gyration(data.positions[members]) <= max_radius * radius:
+            found.append(members)
+    return found
+
+
+def synthesizer(data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
+    s = settings
+    return FieldSynthesizer(
+        data, s.background, s.max_points_per_field, s.seed, s.copy_size_min, s.copy_size_floor, s.copy_jitter,
+        s.copy_stretch, s.copy_molecules, s.copy_background_floor,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("setting")
+    parser.add_argument("--seed", type=int, default=0, help="the training's seed")
+    parser.add_argument("--tuning-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--modes", nargs="+", default=["default", "sizes"],
+                        choices=["default", "sizes", "copies", "finetune", "control"])  # fmt: skip
+    parser.add_argument("--size-range", type=float, nargs=2, default=[0.5, 4.0])
+    parser.add_argument("--max-radius", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=500, help="finetune / control: more optimizer steps")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    frames = fields_of(args.setting, 13)
+    data = annotations(frames[:3], single=True, setting=args.setting)
+    model = trained_model(args.setting, args.seed, data)
+    trained_with = TrainingSettings(
+        **{k: v for k, v in model.settings.training["settings"].items() if k in TrainingSettings.__dataclass_fields__}
+    )
+    found = found_clusters(model, data, args.size_range, args.max_radius)
+    size = len(data.clusters[0])
+    ratios = sorted(len(members) / size for members in found)
+    widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, 0.9))) if ratios else None
+    print(f"{args.setting} seed {args.seed}: {len(found)} clusters found like the annotated one ({size} locs); "
+          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest} x", flush=True)  # fmt: skip
+    with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
+    runs = [(mode, seed) for mode in args.modes if mode in ("default", "sizes", "copies") for seed in args.tuning_seeds]
+    runs += [(mode, trained_with.seed) for mode in args.modes if mode in ("finetune", "control")]
+    for mode, seed in runs:
+        settings = replace(trained_with, seed=seed)
+        candidate = copy.deepcopy(model)
+        if mode in ("finetune", "control"):
+            more = replace(
+                settings,
+                base_model=None,
+                delta_nm=model.settings.delta_nm,
+                unit_nm=model.settings.displacement_unit_nm,
+                optimizer_steps=args.steps,
+                seed=seed + 100,
+            )
+            annotated = with_found if mode == "finetune" else data
+            candidate, _ = fit_miro(annotated, more, "cpu", initial_model=candidate.model)
+        else:
+            fields = synthesizer(with_found if mode == "copies" else data, settings)
+            if mode == "sizes" and widest is not None:
+                fields.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
+            suggestion = tune_dbscan(candidate, fields, settings)
+            candidate.settings.eps_nm, candidate.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]
+        row = score(candidate, frames[3:])
+        out = {"setting": args.setting, "seed": args.seed, "mode": mode, "tuning_seed": seed, "found": len(found),
+               "eps_nm": candidate.settings.eps_nm, "min_samples": candidate.settings.min_samples,
+               **{name: round(row[name], 3) for name in ("JI_c", "ARI_c", "ARI_dagger", "compression")}}  # fmt: skip
+        print(json.dumps(out), flush=True)
+        if args.json:
+            with open(args.json, "a") as handle:
+                handle.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
