@@ -64,14 +64,6 @@ def found_clusters(model: TrainedMIRO, data: AnnotatedData, size_range, max_radi
     return found
 
 
-def synthesizer(data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
-    s = settings
-    return FieldSynthesizer(
-        data, s.background, s.max_points_per_field, s.seed, s.copy_size_min, s.copy_size_floor, s.copy_jitter,
-        s.copy_stretch, s.copy_molecules, s.copy_background_floor,
-    )  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("setting")
@@ -96,7 +88,7 @@ def main() -> None:
     ratios = sorted(len(members) / size for members in found)
     widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, 0.9))) if ratios else None
     print(f"{args.setting} seed {args.seed}: {len(found)} clusters found like the annotated one ({size} locs); "
-          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest} x", flush=True)  # fmt: skip
+          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest or 1.2:.2f} x", flush=True)  # fmt: skip
     with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
     runs = [(mode, seed) for mode in args.modes if mode in ("default", "sizes", "copies") for seed in args.tuning_seeds]
     runs += [(mode, trained_with.seed) for mode in args.modes if mode in ("finetune", "control")]
@@ -115,7 +107,7 @@ def main() -> None:
             annotated = with_found if mode == "finetune" else data
             candidate, _ = fit_miro(annotated, more, "cpu", initial_model=candidate.model)
         else:
-            fields = synthesizer(with_found if mode == "copies" else data, settings)
+            fields = FieldSynthesizer.from_settings(with_found if mode == "copies" else data, settings)
             if mode == "sizes" and widest is not None:
                 fields.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
             suggestion = tune_dbscan(candidate, fields, settings)

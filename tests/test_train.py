@@ -319,6 +319,11 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
     ]  # seeded
     assert FieldSynthesizer(data, **settings).copy_molecules
     assert not FieldSynthesizer(data, **{**settings, "background": "uniform"}).copy_molecules
+    from_settings = FieldSynthesizer.from_settings(data, replace(PRESETS["compact"], **settings))
+    assert from_settings.copy_molecules and from_settings.copy_size_ranges[0][1] == FieldSynthesizer.COPY_SIZE_MAX
+    assert from_settings.jitter == FieldSynthesizer(data, **settings).jitter  # copy_jitter 0.25, not the preset's
+    first = from_settings.field(np.random.default_rng(0)).positions
+    assert np.array_equal(first, FieldSynthesizer(data, **settings).field(np.random.default_rng(0)).positions)
     sizes = np.array([len(c) for c in remade])
     assert 0.7 < sizes.mean() / (1.1 * len(annotated)) < 1.3  # copies hold 1.0-1.2x, on average
     assert 0.75 < np.median([radius(c) for c in remade]) / radius(annotated) < 1.25

@@ -567,6 +567,22 @@ class FieldSynthesizer:
             side *= math.sqrt(max_points / expected)
         self.fov_nm = float(max(side, 6 * self.cluster_radius))
 
+    @classmethod
+    def from_settings(cls, data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
+        """The synthesizer that training with ``settings`` uses (background, point budget, seed, copies)."""
+        return cls(
+            data,
+            settings.background,
+            settings.max_points_per_field,
+            settings.seed,
+            settings.copy_size_min,
+            settings.copy_size_floor,
+            settings.copy_jitter,
+            settings.copy_stretch,
+            settings.copy_molecules,
+            settings.copy_background_floor,
+        )
+
     def field(self, rng: np.random.Generator) -> SyntheticField:
         """One random field: clusters from the pools plus background."""
         area = self.fov_nm**2
@@ -781,18 +797,7 @@ def make_training_fields(
     """Generate the synthetic training and validation fields (the slow, CPU-bound part of preparation)."""
     delta = settings.delta_nm or suggest_delta(data)
     unit = settings.unit_nm or (delta if settings.displacement_unit == "delta" else median_radius(data))
-    synthesizer = FieldSynthesizer(
-        data,
-        settings.background,
-        settings.max_points_per_field,
-        settings.seed,
-        settings.copy_size_min,
-        settings.copy_size_floor,
-        settings.copy_jitter,
-        settings.copy_stretch,
-        settings.copy_molecules,
-        settings.copy_background_floor,
-    )
+    synthesizer = FieldSynthesizer.from_settings(data, settings)
     rng = np.random.default_rng(settings.seed + 1)
     total = settings.n_fields + settings.n_validation_fields
     prepared = []
