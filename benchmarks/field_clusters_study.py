@@ -29,13 +29,17 @@ from paper_table import annotations, fields_of
 from time_to_accuracy import score
 
 from napari_miro.cluster import TrainedMIRO, cluster_points
-from napari_miro.train import PRESETS, AnnotatedData, FieldSynthesizer, TrainingSettings, fit_miro, tune_dbscan
+from napari_miro.train import (
+    PRESETS,
+    AnnotatedData,
+    FieldSynthesizer,
+    TrainingSettings,
+    fit_miro,
+    radius_of_gyration,
+    tune_dbscan,
+)
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_clusters_study"
-
-
-def radius_of_gyration(points: np.ndarray) -> float:
-    return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
 def trained_model(setting: str, seed: int, data: AnnotatedData) -> TrainedMIRO:

@@ -277,9 +277,14 @@ def suggest_delta(data: AnnotatedData) -> float:
     return float(round(delta / 10.0) * 10.0)
 
 
+def radius_of_gyration(points: np.ndarray) -> float:
+    """Root-mean-square distance (nm) of the points from their centroid."""
+    return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
 def median_radius(data: AnnotatedData) -> float:
     """Median radius of gyration (nm) of the annotated clusters."""
-    radii = [np.sqrt(((data.positions[c] - data.positions[c].mean(0)) ** 2).sum(1).mean()) for c in data.clusters]
+    radii = [radius_of_gyration(data.positions[c]) for c in data.clusters]
     return float(max(np.median(radii), 1.0))
 
 
