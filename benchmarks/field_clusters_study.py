@@ -90,9 +90,9 @@ def main() -> None:
     found = found_clusters(model, data, args.size_range, args.max_radius)
     size = len(data.clusters[0])
     ratios = sorted(len(members) / size for members in found)
-    widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, 0.9))) if ratios else None
+    widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, 0.9)) if ratios else 0.0)
     print(f"{args.setting} seed {args.seed}: {len(found)} clusters found like the annotated one ({size} locs); "
-          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest or 1.2:.2f} x", flush=True)  # fmt: skip
+          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x", flush=True)  # fmt: skip
     with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
     runs = [(mode, seed) for mode in args.modes if mode in ("default", "sizes", "copies") for seed in args.tuning_seeds]
     runs += [(mode, trained_with.seed) for mode in args.modes if mode in ("finetune", "control")]
@@ -112,7 +112,7 @@ def main() -> None:
             candidate, _ = fit_miro(annotated, more, "cpu", initial_model=candidate.model)
         else:
             fields = FieldSynthesizer.from_settings(with_found if mode == "copies" else data, settings)
-            if mode == "sizes" and widest is not None:
+            if mode == "sizes":
                 fields.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
             suggestion = tune_dbscan(candidate, fields, settings)
             candidate.settings.eps_nm, candidate.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]

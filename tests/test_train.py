@@ -29,6 +29,7 @@ from napari_miro.train import (
     make_training_fields,
     median_radius,
     miro_loss,
+    radius_of_gyration,
     suggest_delta,
     train,
 )
@@ -308,9 +309,6 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
             found += [field.positions[field.cluster == label] for label in range(1, field.cluster.max() + 1)]
         return found
 
-    def radius(points: np.ndarray) -> float:
-        return float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
-
     settings = {"background": "blinking", "seed": 0, "copy_size_min": 1.0, "copy_jitter": 0.25}
     plain = copies(FieldSynthesizer(data, **settings, copy_molecules=False))
     remade = copies(FieldSynthesizer(data, **settings, copy_molecules=True))
@@ -326,7 +324,7 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
     assert np.array_equal(first, FieldSynthesizer(data, **settings).field(np.random.default_rng(0)).positions)
     sizes = np.array([len(c) for c in remade])
     assert 0.7 < sizes.mean() / (1.1 * len(annotated)) < 1.3  # copies hold 1.0-1.2x, on average
-    assert 0.75 < np.median([radius(c) for c in remade]) / radius(annotated) < 1.25
+    assert 0.75 < np.median([radius_of_gyration(c) for c in remade]) / radius_of_gyration(annotated) < 1.25
 
     def layout_distance(copy: np.ndarray) -> float:
         """Median distance from a copy's localizations (centred, best of 8 rotations / reflections) to the
