@@ -1,19 +1,22 @@
 """Study: what the clusters that a trained model finds in the user's own field can teach DBSCAN's tuning.
 
-Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, the compact preset, the
-preset's optimizer steps; the model is cached in .bench_cache/field_clusters_study/), clusters fov-01 with it
-and keeps the clusters it finds there that look like the annotated one (``--size-range`` times its
-localizations, radius of gyration at most ``--max-radius`` times its own, not overlapping it). Then, per
-tuning seed, DBSCAN is tuned again on fresh synthetic fields and scored on 10 benchmark FOVs the model never saw:
+Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, cluster 1 or ``--cluster``,
+the compact preset, the preset's optimizer steps, DBSCAN tuned on copies of the annotated cluster alone; the
+model is cached in .bench_cache/field_clusters_study/), clusters fov-01 with it and keeps the clusters it finds
+there that look like the annotated one (``--size-range`` times its localizations, radius of gyration at most
+``--max-radius`` times its own, not overlapping it). Then, per tuning seed, DBSCAN is tuned again on fresh
+synthetic fields and scored on 10 benchmark FOVs the model never saw:
 
-- ``default``: fields from the annotated cluster alone (what training does; the baseline of the pair);
-- ``sizes``: the same fields, but copies as large as the 90th percentile of the found clusters' sizes;
+- ``default``: fields from the annotated cluster alone (what training does; the baseline of the others);
+- ``sizes``: the same fields, but copies as large as the 90th percentile (``--quantile``) of the found clusters'
+  sizes; the line printed first says whether session 19's rule (median found size at least 1.75x) would widen;
+- ``samples``: eps from ``default``'s tuning, min_samples the larger of ``default``'s and ``sizes``' (same seed);
 - ``copies``: the found clusters also copied into the fields (pseudo-labels, shapes and sizes);
 - ``finetune`` / ``control``: ``--steps`` more optimizer steps with / without the found clusters as annotations
   (tuned with the training's own seed, once).
 
-    python benchmarks/field_clusters_study.py blinking/scenario-10 [--seed 0] [--tuning-seeds 0 1 2]
-        [--modes default sizes copies] [--json rows.jsonl]
+    python benchmarks/field_clusters_study.py blinking/scenario-10 [--seed 0] [--cluster 1]
+        [--tuning-seeds 0 1 2] [--modes default sizes samples copies] [--quantile 0.9] [--json rows.jsonl]
 """
 
 from __future__ import annotations
@@ -39,15 +42,21 @@ from napari_miro.train import (
     tune_dbscan,
 )
 
+#: the rule measured in session 19: widen the copies when at least this many clusters were found and their median
+#: size is at least this many times the annotated cluster's
+RULE_MIN_FOUND, RULE_MEDIAN = 5, 1.75
+
 CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_clusters_study"
 
 
-def trained_model(setting: str, seed: int, data: AnnotatedData) -> TrainedMIRO:
-    """The default single-shot model for this setting and seed (trained once, then read from the cache)."""
-    path = CACHE / f"{setting.replace('/', '_')}_{seed}.safetensors"
+def trained_model(setting: str, seed: int, data: AnnotatedData, cluster: int = 1) -> TrainedMIRO:
+    """The single-shot model for this setting, seed and annotated cluster (trained once, then read from the cache)."""
+    suffix = "" if cluster == 1 else f"_cluster{cluster}"
+    path = CACHE / f"{setting.replace('/', '_')}_{seed}{suffix}.safetensors"
     if not path.exists():
         background = "blinking" if setting.startswith("blinking") else "uniform"
-        trained, _ = fit_miro(data, replace(PRESETS["compact"], background=background, seed=seed), device="cpu")
+        settings = replace(PRESETS["compact"], background=background, seed=seed)
+        trained, _ = fit_miro(data, settings, device="cpu")
         path.parent.mkdir(parents=True, exist_ok=True)
         trained.save(path)
     return TrainedMIRO.load(path)
@@ -74,28 +83,37 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the training's seed")
     parser.add_argument("--tuning-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--modes", nargs="+", default=["default", "sizes"],
-                        choices=["default", "sizes", "copies", "finetune", "control"])  # fmt: skip
+                        choices=["default", "sizes", "samples", "copies", "finetune", "control"])  # fmt: skip
+    parser.add_argument("--cluster", type=int, default=1, help="the annotated cluster: its label in fov-01")
     parser.add_argument("--size-range", type=float, nargs=2, default=[0.5, 4.0])
     parser.add_argument("--max-radius", type=float, default=3.0)
+    parser.add_argument("--quantile", type=float, default=0.9, help="sizes: copies up to this quantile of the found")
     parser.add_argument("--steps", type=int, default=500, help="finetune / control: more optimizer steps")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     frames = fields_of(args.setting, 13)
-    data = annotations(frames[:3], single=True, setting=args.setting)
-    model = trained_model(args.setting, args.seed, data)
+    if args.cluster == 1:
+        data = annotations(frames[:3], single=True, setting=args.setting)
+    else:
+        first = frames[0]
+        data = AnnotatedData.from_labels(first[["x", "y"]].to_numpy(), first["truth"].to_numpy(), which=[args.cluster])
+    model = trained_model(args.setting, args.seed, data, args.cluster)
     trained_with = TrainingSettings(
         **{k: v for k, v in model.settings.training["settings"].items() if k in TrainingSettings.__dataclass_fields__}
     )
     found = found_clusters(model, data, args.size_range, args.max_radius)
     size = len(data.clusters[0])
     ratios = sorted(len(members) / size for members in found)
-    widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, 0.9)) if ratios else 0.0)
-    print(f"{args.setting} seed {args.seed}: {len(found)} clusters found like the annotated one ({size} locs); "
-          f"sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x", flush=True)  # fmt: skip
+    widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, args.quantile)) if ratios else 0.0)
+    fires = len(ratios) >= RULE_MIN_FOUND and np.median(ratios) >= RULE_MEDIAN
+    print(f"{args.setting} seed {args.seed} cluster {args.cluster}: {len(found)} clusters found like the annotated "
+          f"one ({size} locs); sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x; "
+          f"the rule (median >= {RULE_MEDIAN}x) {'widens' if fires else 'keeps'} the copies", flush=True)  # fmt: skip
     with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
-    runs = [(mode, seed) for mode in args.modes if mode in ("default", "sizes", "copies") for seed in args.tuning_seeds]
-    runs += [(mode, trained_with.seed) for mode in args.modes if mode in ("finetune", "control")]
+    retrained = ("finetune", "control")
+    runs = [(mode, seed) for mode in args.modes if mode not in retrained for seed in args.tuning_seeds]
+    runs += [(mode, trained_with.seed) for mode in args.modes if mode in retrained]
     for mode, seed in runs:
         settings = replace(trained_with, seed=seed)
         candidate = copy.deepcopy(model)
@@ -112,12 +130,16 @@ def main() -> None:
             candidate, _ = fit_miro(annotated, more, "cpu", initial_model=candidate.model)
         else:
             fields = FieldSynthesizer.from_settings(with_found if mode == "copies" else data, settings)
-            if mode == "sizes":
-                fields.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
-            suggestion = tune_dbscan(candidate, fields, settings)
+            widened = copy.copy(fields)
+            widened.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
+            suggestion = tune_dbscan(candidate, widened if mode == "sizes" else fields, settings)
+            if mode == "samples":
+                wide = tune_dbscan(candidate, widened, settings)
+                suggestion["min_samples"] = max(suggestion["min_samples"], wide["min_samples"])
             candidate.settings.eps_nm, candidate.settings.min_samples = suggestion["eps_nm"], suggestion["min_samples"]
         row = score(candidate, frames[3:])
-        out = {"setting": args.setting, "seed": args.seed, "mode": mode, "tuning_seed": seed, "found": len(found),
+        out = {"setting": args.setting, "seed": args.seed, "cluster": args.cluster, "mode": mode, "tuning_seed": seed,
+               "found": len(found), **({"quantile": args.quantile} if mode in ("sizes", "samples") else {}),
                "eps_nm": candidate.settings.eps_nm, "min_samples": candidate.settings.min_samples,
                **{name: round(row[name], 3) for name in ("JI_c", "ARI_c", "ARI_dagger", "compression")}}  # fmt: skip
         print(json.dumps(out), flush=True)
