@@ -3,14 +3,16 @@
 Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, cluster 1 or ``--cluster``,
 the compact preset, the preset's optimizer steps, DBSCAN tuned on copies of the annotated cluster alone; the
 model is cached in .bench_cache/field_clusters_study/), clusters fov-01 with it and keeps the clusters it finds
-there that look like the annotated one (``--size-range`` times its localizations, radius of gyration at most
-``--max-radius`` times its own, not overlapping it). Then, per tuning seed, DBSCAN is tuned again on fresh
-synthetic fields and scored on 10 benchmark FOVs the model never saw:
+there that look like the annotated one (``napari_miro.train.clusters_like_annotated``: 0.5-4x its
+localizations, radius of gyration at most 3x its own, not overlapping it). Then, per tuning seed, DBSCAN is tuned
+again on fresh synthetic fields and scored on 10 benchmark FOVs the model never saw:
 
-- ``default``: fields from the annotated cluster alone (what training does; the baseline of the others);
+- ``default``: fields from the annotated cluster alone (``tune_on_found_sizes`` off; the baseline of the others);
 - ``sizes``: the same fields, but copies as large as the 90th percentile (``--quantile``) of the found clusters'
-  sizes; the line printed first says whether session 19's rule (median found size at least 1.75x) would widen;
-- ``samples``: eps from ``default``'s tuning, min_samples the larger of ``default``'s and ``sizes``' (same seed);
+  sizes, eps and min_samples both from them (session 18);
+- ``samples``: eps from ``default``'s tuning, min_samples the larger of ``default``'s and ``sizes``' (same seed):
+  what training does (``tune_on_found_sizes``) where the line printed first says that its rule re-tunes (the
+  found clusters' median size at least 1.75x the annotated one's), forced here;
 - ``copies``: the found clusters also copied into the fields (pseudo-labels, shapes and sizes);
 - ``finetune`` / ``control``: ``--steps`` more optimizer steps with / without the found clusters as annotations
   (tuned with the training's own seed, once).
@@ -31,50 +33,34 @@ import numpy as np
 from paper_table import annotations, fields_of
 from time_to_accuracy import score
 
-from napari_miro.cluster import TrainedMIRO, cluster_points
+from napari_miro.cluster import TrainedMIRO
 from napari_miro.train import (
+    FOUND_MIN_CLUSTERS,
+    FOUND_WIDEN_RATIO,
     PRESETS,
     AnnotatedData,
     FieldSynthesizer,
     TrainingSettings,
+    clusters_like_annotated,
     fit_miro,
-    radius_of_gyration,
     tune_dbscan,
 )
-
-#: the rule measured in session 19: widen the copies when at least this many clusters were found and their median
-#: size is at least this many times the annotated cluster's
-RULE_MIN_FOUND, RULE_MEDIAN = 5, 1.75
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_clusters_study"
 
 
 def trained_model(setting: str, seed: int, data: AnnotatedData, cluster: int = 1) -> TrainedMIRO:
-    """The single-shot model for this setting, seed and annotated cluster (trained once, then read from the cache)."""
+    """The single-shot model for this setting, seed and annotated cluster, DBSCAN tuned on copies of the annotated
+    cluster alone (``tune_on_found_sizes`` off: the study's baseline); trained once, then read from the cache."""
     suffix = "" if cluster == 1 else f"_cluster{cluster}"
     path = CACHE / f"{setting.replace('/', '_')}_{seed}{suffix}.safetensors"
     if not path.exists():
         background = "blinking" if setting.startswith("blinking") else "uniform"
-        settings = replace(PRESETS["compact"], background=background, seed=seed)
+        settings = replace(PRESETS["compact"], background=background, seed=seed, tune_on_found_sizes=False)
         trained, _ = fit_miro(data, settings, device="cpu")
         path.parent.mkdir(parents=True, exist_ok=True)
         trained.save(path)
     return TrainedMIRO.load(path)
-
-
-def found_clusters(model: TrainedMIRO, data: AnnotatedData, size_range, max_radius: float) -> list[np.ndarray]:
-    """Clusters that MIRO + DBSCAN finds in the annotated field and that look like the annotated cluster."""
-    annotated = data.clusters[0]
-    size, radius = len(annotated), radius_of_gyration(data.positions[annotated])
-    labels = cluster_points(model, data.positions).labels
-    found = []
-    for label in np.unique(labels[labels > 0]):
-        members = np.flatnonzero(labels == label)
-        if np.isin(members, annotated).any() or not size_range[0] * size <= len(members) <= size_range[1] * size:
-            continue
-        if radius_of_gyration(data.positions[members]) <= max_radius * radius:
-            found.append(members)
-    return found
 
 
 def main() -> None:
@@ -85,8 +71,6 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["default", "sizes"],
                         choices=["default", "sizes", "samples", "copies", "finetune", "control"])  # fmt: skip
     parser.add_argument("--cluster", type=int, default=1, help="the annotated cluster: its label in fov-01")
-    parser.add_argument("--size-range", type=float, nargs=2, default=[0.5, 4.0])
-    parser.add_argument("--max-radius", type=float, default=3.0)
     parser.add_argument("--quantile", type=float, default=0.9, help="sizes: copies up to this quantile of the found")
     parser.add_argument("--steps", type=int, default=500, help="finetune / control: more optimizer steps")
     parser.add_argument("--json", default=None)
@@ -102,14 +86,15 @@ def main() -> None:
     trained_with = TrainingSettings(
         **{k: v for k, v in model.settings.training["settings"].items() if k in TrainingSettings.__dataclass_fields__}
     )
-    found = found_clusters(model, data, args.size_range, args.max_radius)
+    found = clusters_like_annotated(model, data)
     size = len(data.clusters[0])
     ratios = sorted(len(members) / size for members in found)
     widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, args.quantile)) if ratios else 0.0)
-    fires = len(ratios) >= RULE_MIN_FOUND and np.median(ratios) >= RULE_MEDIAN
+    fires = len(ratios) >= FOUND_MIN_CLUSTERS and np.median(ratios) >= FOUND_WIDEN_RATIO
     print(f"{args.setting} seed {args.seed} cluster {args.cluster}: {len(found)} clusters found like the annotated "
           f"one ({size} locs); sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x; "
-          f"the rule (median >= {RULE_MEDIAN}x) {'widens' if fires else 'keeps'} the copies", flush=True)  # fmt: skip
+          f"training's rule (median >= {FOUND_WIDEN_RATIO}x) {'re-tunes' if fires else 'keeps'} min_samples",
+          flush=True)  # fmt: skip
     with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
     retrained = ("finetune", "control")
     runs = [(mode, seed) for mode in args.modes if mode not in retrained for seed in args.tuning_seeds]
@@ -124,6 +109,7 @@ def main() -> None:
                 delta_nm=model.settings.delta_nm,
                 unit_nm=model.settings.displacement_unit_nm,
                 optimizer_steps=args.steps,
+                tune_on_found_sizes=False,
                 seed=seed + 100,
             )
             annotated = with_found if mode == "finetune" else data

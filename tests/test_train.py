@@ -580,3 +580,86 @@ def test_training_reports_time_left_that_comes_true():
     first_training = next((when, left) for when, phase, left in guesses if phase == "training")
     actual = finished - first_training[0]
     assert 0.5 * actual <= first_training[1] <= 2.0 * actual + 2.0
+
+
+def _field_of_gaussian_clusters(annotated_size: int, other_sizes: list[int], seed: int = 0) -> AnnotatedData:
+    """Tight Gaussian clusters (sigma 10 nm) 500 nm apart on a row; the first (``annotated_size``) is annotated."""
+    rng = np.random.default_rng(seed)
+    sizes = [annotated_size, *other_sizes]
+    positions = np.concatenate([rng.normal((500.0 * i, 0.0), 10.0, (n, 2)) for i, n in enumerate(sizes)])
+    labels = np.repeat(np.arange(1, len(sizes) + 1), sizes)
+    return AnnotatedData.from_labels(positions, labels, which=[1])
+
+
+def _dbscan_instead_of_miro(monkeypatch):
+    """MIRO + DBSCAN replaced by DBSCAN alone on the positions (clear clusters: the truth)."""
+    from types import SimpleNamespace
+
+    from napari_miro import train as train_module
+
+    def dbscan_alone(trained, positions):
+        return SimpleNamespace(labels=dbscan_labels(positions, 30, 3))
+
+    monkeypatch.setattr(train_module, "cluster_points", dbscan_alone)
+
+
+def test_the_fields_own_clusters_widen_the_tuning_copies_only_when_mostly_larger(monkeypatch):
+    from napari_miro.train import clusters_like_annotated, widest_copy_from_field
+
+    _dbscan_instead_of_miro(monkeypatch)
+    larger = _field_of_gaussian_clusters(20, [50] * 6 + [40, 60] + [400])  # 400: more than 4x, not like it
+    found = clusters_like_annotated(None, larger)
+    assert sorted(len(members) for members in found) == [40] + [50] * 6 + [60]
+    assert all(np.isin(members, larger.clusters[0], invert=True).all() for members in found)
+    widest, record = widest_copy_from_field(None, larger)
+    assert record == {"found_clusters": 8, "found_median_size": 2.5}
+    assert widest == pytest.approx(np.quantile([2.0] + [2.5] * 6 + [3.0], 0.9))
+    alike = _field_of_gaussian_clusters(20, [18, 20, 22, 20, 25, 19])
+    assert widest_copy_from_field(None, alike) == (None, {"found_clusters": 6, "found_median_size": 1.0})
+    too_few = _field_of_gaussian_clusters(20, [50] * 4)
+    assert widest_copy_from_field(None, too_few) == (None, {"found_clusters": 4})
+    lonely = _field_of_gaussian_clusters(20, [])
+    spread = np.random.default_rng(1).normal((1000.0, 0.0), 80.0, (50, 2))  # 50 points, 8x the radius
+    with_spread = AnnotatedData(np.concatenate([lonely.positions, spread]), lonely.clusters)
+    assert clusters_like_annotated(None, with_spread) == []
+
+
+def test_a_large_field_is_searched_for_clusters_around_the_annotated_one(monkeypatch):
+    from napari_miro import train as train_module
+
+    _dbscan_instead_of_miro(monkeypatch)
+    monkeypatch.setattr(train_module, "FOUND_MAX_POINTS", 20 + 3 * 50)
+    data = _field_of_gaussian_clusters(20, [50] * 8)
+    found = train_module.clusters_like_annotated(None, data)
+    centres = sorted(round(data.positions[members, 0].mean(), -2) for members in found)  # indices into the field
+    assert centres == [500, 1000, 1500] and all(len(members) == 50 for members in found)  # the three nearest
+
+
+def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it(monkeypatch):
+    from napari_miro import train as train_module
+    from napari_miro.train import tuning_note
+
+    _dbscan_instead_of_miro(monkeypatch)
+    tuned_on = []
+
+    def record_tuning(trained, synthesizer, settings):
+        tuned_on.append(list(synthesizer.copy_size_ranges))
+        return {"eps_nm": 10.0 + len(tuned_on), "min_samples": 3 + len(tuned_on)}
+
+    monkeypatch.setattr(train_module, "tune_dbscan", record_tuning)
+    data = _field_of_gaussian_clusters(20, [50] * 6, seed=2)
+    trained, result = train_module.fit_miro(data, _small_settings(optimizer_steps=2), device="cpu")
+    (low, high), (wide_low, wide_high) = tuned_on[0][0], tuned_on[1][0]
+    assert high == FieldSynthesizer.COPY_SIZE_MAX and wide_low == low and wide_high == pytest.approx(2.5)
+    assert result.fields.synthesizer.copy_size_ranges == tuned_on[0]  # the training's own fields are left alone
+    assert (trained.settings.eps_nm, trained.settings.min_samples) == (11.0, 5)  # eps kept, min_samples re-tuned
+    tuning = trained.settings.training["tuning"]
+    assert tuning["found_clusters"] == 6 and tuning["copies_up_to"] == pytest.approx(2.5)
+    assert tuning_note(trained) == (
+        "min_samples tuned on copies up to 2.5x the annotated cluster: the 6 clusters like it found in the field "
+        "hold 2.5x its localizations (median)"
+    )
+    tuned_on.clear()
+    kept, _ = train_module.fit_miro(data, _small_settings(optimizer_steps=2, tune_on_found_sizes=False), device="cpu")
+    assert len(tuned_on) == 1 and (kept.settings.eps_nm, kept.settings.min_samples) == (11.0, 4)
+    assert tuning_note(kept) == ""

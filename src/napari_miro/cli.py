@@ -205,7 +205,7 @@ def annotated_from_files(
 
 
 def _train(args: argparse.Namespace) -> int:
-    from napari_miro.train import TimeLeft, fit_miro, resolve_device
+    from napari_miro.train import TimeLeft, fit_miro, resolve_device, tuning_note
 
     resolve_device(args.device)  # a clear message before any work when the device does not exist
     data = annotated_from_files(args.inputs, args.labels, args.clusters, args.classes, args.fine, args.pixel_size)
@@ -227,6 +227,8 @@ def _train(args: argparse.Namespace) -> int:
         f"{result.seconds:.0f} s on {result.device}; suggested eps {summary.eps_nm:g} nm, min_samples "
         f"{summary.min_samples}"
     )
+    if note := tuning_note(trained):
+        print(note)
     return 0
 
 

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_miro.devices import available_devices
-from napari_miro.train import PRESETS, suggest_delta
+from napari_miro.train import PRESETS, suggest_delta, tuning_note
 
 from ._common import (
     LayerChooser,
@@ -360,6 +360,7 @@ class TrainWidget(QWidget):
             f"{s.delta_nm:g} nm, trained {info.get('optimizer_steps', '?')} steps in {info.get('seconds', 0):.0f} s; "
             f"suggested eps {s.eps_nm:g} nm, min_samples {s.min_samples}"
             + (f"; classes: {', '.join(s.class_names[1:])}" if s.class_names else "")
+            + (f". {note}" if (note := tuning_note(trained)) else "")
         )
 
     # files -----------------------------------------------------------------------------------------------
