@@ -22,7 +22,7 @@ from napari_miro.cli import SAMPLES, sample_background, sample_file
 from napari_miro.cluster import cluster_table, dbscan_labels
 from napari_miro.io import read_localizations
 from napari_miro.stats import cluster_statistics
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.train import PRESETS, AnnotatedData, fit_miro, tuning_note
 
 
 def isolated_structure(xy: np.ndarray, truth: np.ndarray) -> int:
@@ -44,6 +44,7 @@ def main() -> None:
         "JI_c DBSCAN | ARI_c MIRO | ARI_c DBSCAN |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    notes = []
     for name in SAMPLES:
         start = time.perf_counter()
         df = read_localizations(sample_file(name))
@@ -67,6 +68,10 @@ def main() -> None:
             f"{metrics.ari_c(truth, baseline):.2f} |",
             flush=True,
         )
+        tuning = trained.settings.training.get("tuning", {})
+        found = {key: tuning[key] for key in ("found_clusters", "found_median_size") if key in tuning}
+        notes.append(f"- {name}: {tuning_note(trained) or 'min_samples from the annotated copies alone'} ({found})")
+    print("\nClusters found in the annotated field (TrainingSettings.tune_on_found_sizes):", *notes, sep="\n")
 
 
 if __name__ == "__main__":
