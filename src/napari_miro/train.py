@@ -113,8 +113,8 @@ class TrainingSettings:
     #: annotated ones (0.5-4x their localizations, radius of gyration at most 3x) are mostly larger (median at least
     #: 1.75x, 5 or more of them), DBSCAN's min_samples is tuned again on copies up to their 90th percentile size
     #: (eps kept): one small annotated cluster otherwise sets min_samples too low for its larger neighbours.
-    #: Blinking S10 single shot JI_c 0.60 -> 0.72, ARI_c unchanged; fires on none of 14 settings from cluster 1
-    #: (docs/training.md, session 19)
+    #: Blinking S10 single shot JI_c 0.60 -> 0.72, ARI_c unchanged; of 18 benchmark settings annotated with
+    #: cluster 1 it fires on blinking S10 alone (docs/training.md, session 19)
     tune_on_found_sizes: bool = True
     seed: int = 0
 
