@@ -35,7 +35,6 @@ from time_to_accuracy import score
 
 from napari_miro.cluster import TrainedMIRO
 from napari_miro.train import (
-    FOUND_MIN_CLUSTERS,
     FOUND_WIDEN_RATIO,
     PRESETS,
     AnnotatedData,
@@ -43,6 +42,8 @@ from napari_miro.train import (
     TrainingSettings,
     clusters_like_annotated,
     fit_miro,
+    found_clusters_are_larger,
+    median_size,
     tune_dbscan,
 )
 
@@ -87,13 +88,13 @@ def main() -> None:
         **{k: v for k, v in model.settings.training["settings"].items() if k in TrainingSettings.__dataclass_fields__}
     )
     found = clusters_like_annotated(model, data)
-    size = len(data.clusters[0])
+    size = median_size(data)
     ratios = sorted(len(members) / size for members in found)
     widest = max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, args.quantile)) if ratios else 0.0)
-    fires = len(ratios) >= FOUND_MIN_CLUSTERS and np.median(ratios) >= FOUND_WIDEN_RATIO
+    verdict = "re-tunes" if found_clusters_are_larger(ratios) else "keeps"
     print(f"{args.setting} seed {args.seed} cluster {args.cluster}: {len(found)} clusters found like the annotated "
-          f"one ({size} locs); sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x; "
-          f"training's rule (median >= {FOUND_WIDEN_RATIO}x) {'re-tunes' if fires else 'keeps'} min_samples",
+          f"one ({size:g} locs); sizes {np.round(ratios, 2).tolist()} x; copies up to {widest:.2f} x; "
+          f"training's rule (median >= {FOUND_WIDEN_RATIO}x) {verdict} min_samples",
           flush=True)  # fmt: skip
     with_found = AnnotatedData(data.positions, [data.clusters[0], *found])
     retrained = ("finetune", "control")

@@ -289,6 +289,11 @@ def radius_of_gyration(points: np.ndarray) -> float:
     return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
+def median_size(data: AnnotatedData) -> float:
+    """Median number of localizations of the annotated clusters."""
+    return float(np.median([len(members) for members in data.clusters]))
+
+
 def median_radius(data: AnnotatedData) -> float:
     """Median radius of gyration (nm) of the annotated clusters."""
     radii = [radius_of_gyration(data.positions[c]) for c in data.clusters]
@@ -1139,14 +1144,19 @@ FOUND_QUANTILE = 0.9  #: the re-tuning's copies reach this quantile of the found
 FOUND_MAX_POINTS = 20_000  #: the field is clustered within this many localizations around the annotated clusters
 
 
+def found_clusters_are_larger(size_ratios: Sequence[float]) -> bool:
+    """The rule of TrainingSettings.tune_on_found_sizes, on the found clusters' sizes over the annotated median:
+    at least FOUND_MIN_CLUSTERS of them, their median at least FOUND_WIDEN_RATIO."""
+    return len(size_ratios) >= FOUND_MIN_CLUSTERS and float(np.median(size_ratios)) >= FOUND_WIDEN_RATIO
+
+
 def clusters_like_annotated(trained: TrainedMIRO, data: AnnotatedData) -> list[np.ndarray]:
     """Clusters that ``trained`` (with its DBSCAN parameters) finds in the annotated field, other than the
     annotated ones, that look like them: FOUND_SIZE_RANGE times their median number of localizations, radius
     of gyration at most FOUND_MAX_RADIUS times theirs. Point indices into ``data.positions``; a large field is
     clustered only within FOUND_MAX_POINTS localizations around the annotated clusters."""
     annotated = np.concatenate(data.clusters)
-    size = float(np.median([len(members) for members in data.clusters]))
-    radius = median_radius(data)
+    size, radius = median_size(data), median_radius(data)
     window = np.arange(len(data.positions))
     if len(window) > FOUND_MAX_POINTS:
         centre = data.positions[annotated].mean(axis=0)
@@ -1168,13 +1178,12 @@ def widest_copy_from_field(trained: TrainedMIRO, data: AnnotatedData) -> tuple[f
     """The largest copy size (over its annotated cluster's) that the field's own clusters call for, or None
     when they are not mostly larger than the annotated ones (TrainingSettings.tune_on_found_sizes); with what
     was found, for the model's record."""
-    size = float(np.median([len(members) for members in data.clusters]))
+    size = median_size(data)
     ratios = np.array([len(members) / size for members in clusters_like_annotated(trained, data)])
     record: dict = {"found_clusters": len(ratios)}
-    if len(ratios) < FOUND_MIN_CLUSTERS:
-        return None, record
-    record["found_median_size"] = round(float(np.median(ratios)), 3)
-    if np.median(ratios) < FOUND_WIDEN_RATIO:
+    if len(ratios) >= FOUND_MIN_CLUSTERS:
+        record["found_median_size"] = round(float(np.median(ratios)), 3)
+    if not found_clusters_are_larger(ratios):
         return None, record
     return max(FieldSynthesizer.COPY_SIZE_MAX, float(np.quantile(ratios, FOUND_QUANTILE))), record
 
