@@ -6,7 +6,7 @@ multiple-blinking sample); then MIRO + DBSCAN, DBSCAN alone (tuned the same way 
 statistics tables. Prints a table with the time of each stage and the accuracy against the sample's ground truth.
 Target: the whole workflow under 2 minutes per sample on the 2-core CPU.
 
-    python benchmarks/sample_workflow.py [--minutes 1.0] [--device auto]
+    python benchmarks/sample_workflow.py [--minutes 1.0 | --steps N] [--device auto]
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ def isolated_structure(xy: np.ndarray, truth: np.ndarray) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=None, help="fixed optimizer steps (reproducible)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    print(f"compact preset, {args.minutes:g} min of training per sample, device {args.device}\n")
+    length = f"{args.steps} optimizer steps" if args.steps else f"{args.minutes:g} min of training"
+    print(f"compact preset, {length} per sample, device {args.device}\n")
     print(
         "| sample | annotated | prepare + train + tune (s) | cluster + statistics (s) | total (s) | JI_c MIRO | "
         "JI_c DBSCAN | ARI_c MIRO | ARI_c DBSCAN |"
@@ -51,9 +53,9 @@ def main() -> None:
         xy, truth = df[["x", "y"]].to_numpy(), df["gt_cluster"].to_numpy()
         chosen = isolated_structure(xy, truth)
         data = AnnotatedData.from_labels(xy, truth, which=[chosen])
-        settings = replace(
-            PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=10**7, background=sample_background(name)
-        )
+        timed = {"max_minutes": args.minutes, "optimizer_steps": 10**7}
+        length = {"optimizer_steps": args.steps} if args.steps else timed
+        settings = replace(PRESETS["compact"], background=sample_background(name), **length)
         trained, _ = fit_miro(data, settings, device=args.device)
         trained_at = time.perf_counter()
         _, _statistics, result = cluster_table(df, trained)  # the statistics table is part of the timing
@@ -63,9 +65,9 @@ def main() -> None:
         print(
             f"| {name} | structure {chosen} ({len(data.clusters[0])} loc.) | {trained_at - start:.0f} | "
             f"{done - trained_at:.1f} | {done - start:.0f} | "
-            f"{metrics.jaccard_clusters(xy, truth, result.labels):.2f} | "
-            f"{metrics.jaccard_clusters(xy, truth, baseline):.2f} | {metrics.ari_c(truth, result.labels):.2f} | "
-            f"{metrics.ari_c(truth, baseline):.2f} |",
+            f"{metrics.jaccard_clusters(xy, truth, result.labels):.4f} | "
+            f"{metrics.jaccard_clusters(xy, truth, baseline):.4f} | {metrics.ari_c(truth, result.labels):.4f} | "
+            f"{metrics.ari_c(truth, baseline):.4f} |",
             flush=True,
         )
         tuning = trained.settings.training.get("tuning", {})
