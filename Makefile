@@ -26,7 +26,7 @@ test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts research
 
 demo: install
 	$(VENV)/bin/napari-miro demo --out demo_output

@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from napari_miro import simulate
+from napari_miro.annotations import AnnotatedData
 from napari_miro.batch import ClusterParameters, OutputPaths, cluster_file, common_root, find_inputs, run_batch
+from napari_miro.estimator import MIROClusterer
 from napari_miro.io import read_localizations, write_thunderstorm
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.recipe import PRESETS
 
 
 def make_fields(folder: Path, n_files: int, clusters: int = 30, seed: int = 0) -> list[Path]:
@@ -59,7 +61,9 @@ def make_fields(folder: Path, n_files: int, clusters: int = 30, seed: int = 0) -
 def train_model(path: Path, out: Path, steps: int) -> Path:
     field = read_localizations(path)
     data = AnnotatedData.from_labels(field[["x", "y"]].to_numpy(), field["cluster"].to_numpy(), which=[1])
-    trained, _ = fit_miro(data, replace(PRESETS["compact"], optimizer_steps=steps, seed=0), device="cpu")
+    trained = (
+        MIROClusterer(recipe=replace(PRESETS["compact"], optimizer_steps=steps, seed=0), device="cpu").fit(data).model_
+    )
     return trained.save(out)
 
 
@@ -83,7 +87,7 @@ def main() -> None:
         root = common_root(files)
         localizations = []
 
-        from napari_miro.cluster import TrainedMIRO
+        from napari_miro.model_file import TrainedMIRO
 
         trained = TrainedMIRO.load(model)
         start = time.perf_counter()

@@ -26,10 +26,11 @@ import numpy as np, torch
 n, device, preset, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 from napari_miro import simulate
 from napari_miro.io import read_localizations, write_thunderstorm
-from napari_miro.cluster import MIROSettings, TrainedMIRO, collapse, dbscan_labels
+from napari_miro.inference import collapse, dbscan_labels
+from napari_miro.model_file import MIROSettings, TrainedMIRO
 from napari_miro.graph import field_encodings
 from napari_miro.model import MIRO, MIROConfig
-from napari_miro.train import PRESETS
+from napari_miro.recipe import PRESETS
 density = 600e-6  # localizations per nm^2
 side = float(np.sqrt(n / density))
 clusters = max(1, int(n * 0.25 / 40))
@@ -66,7 +67,9 @@ import json, sys, time
 from dataclasses import replace
 import torch
 from napari_miro import simulate
-from napari_miro.train import PRESETS, AnnotatedData, make_training_fields, train
+from napari_miro.annotations import AnnotatedData
+from napari_miro.recipe import PRESETS
+from napari_miro.training import make_training_fields, train
 preset, device = sys.argv[1], sys.argv[2]
 df = simulate.elliptical_clusters(seed=0)
 data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy(), which=[1])

@@ -37,10 +37,13 @@ import numpy as np
 import pandas as pd
 
 from napari_miro import metrics, simulate
+from napari_miro.annotations import AnnotatedData, lay_side_by_side
 from napari_miro.base_models import base_model_names
-from napari_miro.cluster import cluster_points, dbscan_labels, grid_search_dbscan
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points, dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
+from napari_miro.recipe import PRESETS
+from napari_miro.tuning import grid_search_dbscan
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nieves2023"
@@ -231,10 +234,11 @@ def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, devic
     settings = replace(
         PRESETS[preset],
         max_minutes=minutes,
-        optimizer_steps=10**7,
+        optimizer_steps=None,
         background="blinking" if setting.startswith("blinking") else "uniform",
     )
-    trained, result = fit_miro(annotations(train_frames, mode == "single", setting), settings, device=device)
+    clusterer = MIROClusterer(recipe=settings, device=device).fit(annotations(train_frames, mode == "single", setting))
+    trained, result = clusterer.model_, clusterer.training_
     training_seconds = time.perf_counter() - started
     corner_dbscan = tuned_corner_dbscan(train_frames) if setting in MULTISCALE else None
     names = trained.settings.class_names

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_miro import metrics
-from napari_miro.cluster import cluster_points, dbscan_labels
+from napari_miro.annotations import AnnotatedData
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points, dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.recipe import PRESETS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nieves2023"
 
@@ -42,8 +44,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     baseline_rows = None
     for preset in ("compact", "faithful"):
-        settings = replace(PRESETS[preset], max_minutes=args.minutes, optimizer_steps=10**7)
-        trained, result = fit_miro(data, settings, device=args.device)
+        settings = replace(PRESETS[preset], max_minutes=args.minutes, optimizer_steps=None)
+        clusterer = MIROClusterer(recipe=settings, device=args.device).fit(data)
+        trained, result = clusterer.model_, clusterer.training_
         rows, base = [], []
         for df in tests:
             xy, truth = df[["x", "y"]].to_numpy(), df["index"].to_numpy()

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from napari_miro.cluster import cluster_points, dbscan_labels
+from napari_miro.annotations import AnnotatedData
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points, dbscan_labels
 from napari_miro.io import read_localizations
-from napari_miro.stats import cluster_statistics, overlay_histograms
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.plotting import overlay_histograms
+from napari_miro.recipe import PRESETS
+from napari_miro.stats import cluster_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nieves2023" / "fgfr1-dstorm"
@@ -39,8 +42,9 @@ def main() -> None:
     seed_labels = dbscan_labels(xy, 50.0, 10)
     largest = int(np.bincount(seed_labels)[1:].argmax() + 1)
     data = AnnotatedData(xy, [np.flatnonzero(seed_labels == largest)])
-    settings = replace(PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=10**7)
-    trained, result = fit_miro(data, settings, device=args.device)
+    settings = replace(PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=None)
+    clusterer = MIROClusterer(recipe=settings, device=args.device).fit(data)
+    trained, result = clusterer.model_, clusterer.training_
     s = trained.settings
     print(
         f"annotated: cluster {largest} of {cells[0].name} ({len(data.clusters[0])} localizations); "

@@ -18,11 +18,14 @@ from dataclasses import replace
 import numpy as np
 
 from napari_miro import metrics
+from napari_miro.annotations import AnnotatedData
 from napari_miro.cli import SAMPLES, sample_background, sample_file
-from napari_miro.cluster import cluster_table, dbscan_labels
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_table, dbscan_labels
 from napari_miro.io import read_localizations
+from napari_miro.recipe import PRESETS
 from napari_miro.stats import cluster_statistics
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro, tuning_note
+from napari_miro.tuning import tuning_note
 
 
 def isolated_structure(xy: np.ndarray, truth: np.ndarray) -> int:
@@ -53,10 +56,10 @@ def main() -> None:
         xy, truth = df[["x", "y"]].to_numpy(), df["gt_cluster"].to_numpy()
         chosen = isolated_structure(xy, truth)
         data = AnnotatedData.from_labels(xy, truth, which=[chosen])
-        timed = {"max_minutes": args.minutes, "optimizer_steps": 10**7}
+        timed = {"max_minutes": args.minutes, "optimizer_steps": None}
         length = {"optimizer_steps": args.steps} if args.steps else timed
         settings = replace(PRESETS["compact"], background=sample_background(name), **length)
-        trained, _ = fit_miro(data, settings, device=args.device)
+        trained = MIROClusterer(recipe=settings, device=args.device).fit(data).model_
         trained_at = time.perf_counter()
         _, _statistics, result = cluster_table(df, trained)  # the statistics table is part of the timing
         baseline = dbscan_labels(xy, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)

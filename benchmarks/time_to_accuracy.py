@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_table import PAPER_DBSCAN, annotations, fields_of
 
 from napari_miro import base_models, metrics
-from napari_miro import train as train_module
-from napari_miro.cluster import cluster_points, dbscan_labels
-from napari_miro.train import PRESETS, TrainingSettings, fit_miro, tune_dbscan
+from napari_miro import synthesis as synthesis_module
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points, dbscan_labels
+from napari_miro.recipe import PRESETS, TrainingSettings
+from napari_miro.tuning import tune_dbscan
 
 #: JI_c / ARI_c of the paper's own trained checkpoints on benchmark FOVs they never saw (issue 7).
 PAPER_CHECKPOINT = {
@@ -94,21 +96,20 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     train_frames, test_frames = frames[:3], frames[3:]
     if args.true_densities:  # a study of the recipe, not a way to train: the synthetic fields get fov-01's truth
         densities = true_densities(train_frames[0])
-        train_module.estimate_densities = lambda data, background="uniform": densities
+        synthesis_module.estimate_densities = lambda *_: densities
     background = "blinking" if setting.startswith("blinking") else "uniform"
     # --default-length: as `napari-miro train` without --minutes (the preset's steps, no time budget)
-    budget = {} if args.default_length else {"max_minutes": args.minutes, "optimizer_steps": 10**7}
+    budget = {} if args.default_length else {"max_minutes": args.minutes, "optimizer_steps": None}
     settings = replace(PRESETS[args.preset], background=background, **budget, **overrides)
     data = annotations(train_frames, single=True, setting=setting)
     checkpoints: list[tuple[float, object]] = []
     start = time.perf_counter()
-    trained, result = fit_miro(
+    clusterer = MIROClusterer(recipe=settings, device=args.device).fit(
         data,
-        settings,
-        device=args.device,
         checkpoint_minutes=[] if args.default_length else [m for m in args.checkpoints if m < args.minutes],
         on_model=lambda minutes, model: checkpoints.append((minutes, model)),
     )
+    trained, result = clusterer.model_, clusterer.training_
     wall = time.perf_counter() - start
     checkpoints.append((result.seconds / 60 if args.default_length else args.minutes, trained))
     common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}

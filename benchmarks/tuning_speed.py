@@ -1,7 +1,7 @@
 """Time of DBSCAN's tuning grid: every (eps, min_samples) of the tuning grid from one neighbour search
-(:func:`napari_miro.cluster.dbscan_label_grid`) against scikit-learn's DBSCAN run on each grid point (the
+(:func:`napari_miro.tuning.dbscan_label_grid`) against scikit-learn's DBSCAN run on each grid point (the
 baseline, in the same run), and the time to score the grid with each tuning objective: the metrics module's ARI,
-ARI_c and JI_c per labelling (the baseline) against one :class:`napari_miro.cluster.TuningScorer` per field (what
+ARI_c and JI_c per labelling (the baseline) against one :class:`napari_miro.tuning.TuningScorer` per field (what
 the tuning uses).
 
 Fields as the tuning sees them: "collapsed" (tight clusters of 150 localizations, 4 nm spread, as after MIRO's
@@ -20,14 +20,8 @@ import time
 import numpy as np
 
 from napari_miro import metrics, simulate
-from napari_miro.cluster import (
-    TUNING_OBJECTIVES,
-    TuningScorer,
-    dbscan_label_grid,
-    dbscan_labels,
-    tuning_eps_grid,
-    tuning_samples_grid,
-)
+from napari_miro.inference import dbscan_labels
+from napari_miro.tuning import TUNING_OBJECTIVES, TuningScorer, dbscan_label_grid, tuning_eps_grid, tuning_samples_grid
 
 
 def field(kind: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -23,8 +23,10 @@ import pandas as pd
 import torch
 
 from napari_miro import __version__, metrics, simulate
-from napari_miro.cluster import cluster_points, dbscan_labels
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro, lay_side_by_side
+from napari_miro.annotations import AnnotatedData, lay_side_by_side
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points, dbscan_labels
+from napari_miro.recipe import PRESETS
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "napari_miro" / "base_models_data"
 
@@ -141,7 +143,7 @@ def main() -> None:
         settings = replace(
             PRESETS["compact"],
             max_minutes=args.minutes,
-            optimizer_steps=10**7,
+            optimizer_steps=None,
             n_fields=args.training_fields,
             seed=args.seed,
             base_model=None,
@@ -150,7 +152,8 @@ def main() -> None:
             background=background,
         )
         start = time.perf_counter()
-        trained, result = fit_miro(data, settings, device=args.device)
+        clusterer = MIROClusterer(recipe=settings, device=args.device).fit(data)
+        trained, result = clusterer.model_, clusterer.training_
         seconds = time.perf_counter() - start
         scores = evaluate(trained, make(args.seed + 1000, 6))
         trained.settings.training["base_model"] = name

@@ -36,7 +36,9 @@ def trained_rings(rings_field):
 
     import torch
 
-    from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+    from napari_miro.annotations import AnnotatedData
+    from napari_miro.estimator import MIROClusterer
+    from napari_miro.recipe import PRESETS
 
     torch.set_num_threads(2)
     data = AnnotatedData.from_labels(rings_field[["x", "y"]].to_numpy(), rings_field["cluster"].to_numpy())
@@ -47,7 +49,7 @@ def trained_rings(rings_field):
         tuning_objective="ari",
         copy_jitter=0.25,
         hidden=32,
-        steps=8,
+        recurrent_steps=8,
         n_fields=32,
         n_validation_fields=4,
         n_tuning_fields=2,
@@ -55,5 +57,6 @@ def trained_rings(rings_field):
         validate_every=50,
         seed=0,
     )
-    trained, result = fit_miro(data, settings, device="cpu")
+    clusterer = MIROClusterer(recipe=settings, device="cpu").fit(data)
+    trained, result = clusterer.model_, clusterer.training_
     return trained, result

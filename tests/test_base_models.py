@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from napari_miro import simulate
+from napari_miro.annotations import AnnotatedData
 from napari_miro.base_models import (
     AUTO,
     _adapted,
@@ -18,8 +19,10 @@ from napari_miro.base_models import (
     model_card,
     start_from_base,
 )
-from napari_miro.cluster import ModelFileError, cluster_points
-from napari_miro.train import PRESETS, AnnotatedData, fit_miro
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import cluster_points
+from napari_miro.model_file import ModelFileError
+from napari_miro.recipe import PRESETS
 
 
 def _single(df) -> AnnotatedData:
@@ -69,13 +72,17 @@ def test_a_base_adapts_to_classes_and_keeps_its_weights():
 def test_fine_tuning_starts_from_the_chosen_base():
     data = _single(simulate.rings(n_clusters=6, fov_nm=2500, seed=2))
     settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=3, n_fields=4, n_validation_fields=2,
-                       n_tuning_fields=2, validate_every=1, hidden=8, steps=2)  # fmt: skip
+                       n_tuning_fields=2, validate_every=1, hidden=8, recurrent_steps=2)  # fmt: skip
     adapted, model, name = start_from_base(data, settings)
     torch.testing.assert_close(model.node_update.weight, load_base_model("rings").model.node_update.weight)
     base = load_base_model("rings")
-    assert name == "rings" and adapted.hidden == base.model.config.hidden and adapted.steps == base.model.config.steps
+    assert (
+        name == "rings"
+        and adapted.hidden == base.model.config.hidden
+        and adapted.recurrent_steps == base.model.config.steps
+    )
     assert adapted.unit_nm == base.settings.unit_nm
-    trained, _ = fit_miro(data, settings, device="cpu")
+    trained = MIROClusterer(recipe=settings, device="cpu").fit(data).model_
     assert trained.settings.training["base_model"] == "rings"
     assert trained.settings.unit_nm == pytest.approx(base.settings.unit_nm)
     assert trained.model.config.hidden == base.model.config.hidden
@@ -83,17 +90,17 @@ def test_fine_tuning_starts_from_the_chosen_base():
 
 
 def test_fine_labels_make_a_two_scale_model_also_from_a_base():
-    """Annotated corners must never be dropped: fit_miro makes a two-scale model whatever the caller sets."""
+    """Annotated corners must never be dropped: fit makes a two-scale model whatever the caller sets."""
     npc = simulate.npc_like(n_structures=4, seed=3)
     data = AnnotatedData.from_labels(npc[["x", "y"]].to_numpy(), npc["cluster"].to_numpy(), which=[1, 2],
                                      fine=npc["subcluster"].to_numpy())  # fmt: skip
     settings = replace(PRESETS["compact"], base_model=AUTO, optimizer_steps=2, n_fields=3, n_validation_fields=2,
                        n_tuning_fields=2, validate_every=1, fine_step=None)  # fmt: skip
-    trained, _ = fit_miro(data, settings, device="cpu")
+    trained = MIROClusterer(recipe=settings, device="cpu").fit(data).model_
     steps = trained.model.config.steps
     assert trained.is_multiscale and trained.model.config.fine_step == steps // 2 - 1
     points = npc[["x", "y"]].to_numpy()
     assert cluster_points(trained, points).fine_labels is not None
     # recurrent steps asked for that differ from the base's: the fine step is half of the base's network
-    more_steps, _ = fit_miro(data, replace(settings, steps=steps + 8), device="cpu")
+    more_steps = MIROClusterer(recipe=replace(settings, recurrent_steps=steps + 8), device="cpu").fit(data).model_
     assert more_steps.model.config.steps == steps and more_steps.model.config.fine_step == steps // 2 - 1

@@ -10,10 +10,10 @@ import pytest
 
 from napari_miro import simulate
 from napari_miro.cli import SAMPLES, main, sample_background, sample_file, sample_files
-from napari_miro.cluster import TrainedMIRO
 from napari_miro.io import read_localizations, write_thunderstorm
+from napari_miro.model_file import TrainedMIRO
 
-FAST = ["--steps", "30", "--quiet"]
+FAST = ["--max-steps", "30", "--quiet"]
 
 
 @pytest.fixture()

@@ -10,17 +10,9 @@ import pytest
 import torch
 
 from napari_miro import metrics, simulate
-from napari_miro.cluster import (
-    MIROSettings,
-    ModelFileError,
-    TrainedMIRO,
-    _mode_class,
-    _nest,
-    cluster_points,
-    collapse,
-    dbscan_labels,
-)
+from napari_miro.inference import _mode_class, _nest, cluster_points, collapse, dbscan_labels
 from napari_miro.model import MIRO, MIROConfig
+from napari_miro.model_file import MIROSettings, ModelFileError, TrainedMIRO
 
 
 def test_results_do_not_depend_on_where_tiles_fall(trained_rings, rings_field):
@@ -169,7 +161,7 @@ def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rin
 
 
 def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
-    from napari_miro.cluster import grid_search_dbscan
+    from napari_miro.tuning import grid_search_dbscan
 
     rng = np.random.default_rng(0)
     # two tight clusters of 40 points made of 4 sub-clumps each, and a sparse background
@@ -188,7 +180,7 @@ def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():
 
 
 def test_tuning_prefers_the_larger_min_samples_among_equal_scores():
-    from napari_miro.cluster import grid_search_dbscan
+    from napari_miro.tuning import grid_search_dbscan
 
     rng = np.random.default_rng(1)
     tight = np.concatenate([c + rng.normal(0, 5, (20, 2)) for c in ([0.0, 0.0], [500.0, 0.0], [0.0, 500.0])])
@@ -202,7 +194,7 @@ def test_tuning_prefers_the_larger_min_samples_among_equal_scores():
 
 
 def test_tuning_with_ji_c_keeps_small_clusters_the_ari_barely_sees():
-    from napari_miro.cluster import grid_search_dbscan, tuning_score
+    from napari_miro.tuning import grid_search_dbscan, tuning_score
 
     rng = np.random.default_rng(2)
     big = [np.array([x, y]) + rng.normal(0, 5, (40, 2)) for x in range(0, 2000, 500) for y in range(0, 1500, 500)]
@@ -222,7 +214,7 @@ def test_tuning_with_ji_c_keeps_small_clusters_the_ari_barely_sees():
 def test_tuning_scorer_gives_the_metrics_on_every_grid_labelling():
     """The tuning's scorer (truth side computed once, counting instead of sorting) gives exactly the mean of the
     metrics module's ARI, ARI_c and JI_c, for every objective, with and without clustered points in the truth."""
-    from napari_miro.cluster import TuningScorer, dbscan_label_grid, tuning_score
+    from napari_miro.tuning import TuningScorer, dbscan_label_grid, tuning_score
 
     df = simulate.gaussian_clusters(n_clusters=12, background_fraction=0.4, fov_nm=1500, seed=3)
     points, truth = df[["x", "y"]].to_numpy(), df["cluster"].to_numpy()
@@ -250,7 +242,7 @@ def test_tuning_scorer_gives_the_metrics_on_every_grid_labelling():
 
 
 def test_a_border_point_joins_its_nearest_core_points_cluster():
-    from napari_miro.cluster import dbscan_label_grid
+    from napari_miro.tuning import dbscan_label_grid
 
     left = np.array([[x, y] for x in (0.0, 1.0) for y in (0.0, 1.0, 2.0)])  # 6 core points at min_samples 6
     right = left + np.array([20.0, 0.0])
@@ -266,7 +258,7 @@ def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
     two clusters may join the other one (its nearest core point's)."""
     from sklearn.cluster import DBSCAN
 
-    from napari_miro.cluster import dbscan_label_grid
+    from napari_miro.tuning import dbscan_label_grid
 
     df = simulate.gaussian_clusters(n_clusters=30, background_fraction=0.5, fov_nm=2000, seed=1)
     points = df[["x", "y"]].to_numpy()

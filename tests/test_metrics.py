@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from napari_miro.cluster import dbscan_labels
+from napari_miro.inference import dbscan_labels
 from napari_miro.io import read_localizations
 from napari_miro.metrics import (
     ari,

@@ -46,7 +46,7 @@ def test_overlay_histograms_share_bins_and_count_fractions():
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from napari_miro.stats import overlay_histograms
+    from napari_miro.plotting import overlay_histograms
 
     axis = Figure().subplots()
     overlay_histograms(

@@ -15,24 +15,21 @@ import torch
 from scipy.spatial import ConvexHull
 
 from napari_miro import metrics, simulate
-from napari_miro.cluster import cluster_points, dbscan_labels
-from napari_miro.devices import available_devices, resolve_device
-from napari_miro.train import (
-    PRESETS,
-    AnnotatedData,
-    FieldSynthesizer,
-    TrainingCancelled,
+from napari_miro.annotations import AnnotatedData, median_radius, suggest_delta
+from napari_miro.density import (
     background_clump_size,
     background_density_factors,
     background_fraction_from_spacing,
     estimate_densities,
-    make_training_fields,
-    median_radius,
-    miro_loss,
-    radius_of_gyration,
-    suggest_delta,
-    train,
 )
+from napari_miro.devices import available_devices, resolve_device
+from napari_miro.estimator import MIROClusterer
+from napari_miro.geometry import radius_of_gyration
+from napari_miro.inference import cluster_points, dbscan_labels
+from napari_miro.loss import miro_loss
+from napari_miro.recipe import PRESETS
+from napari_miro.synthesis import FieldSynthesizer
+from napari_miro.training import TrainingCancelled, make_synthesizer, make_training_fields, train
 
 
 def test_loss_terms_by_hand_on_a_tiny_graph():
@@ -275,9 +272,6 @@ def test_copies_can_be_jittered_and_stretched_more():
         return np.array(values)
 
     plain = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_jitter=0.25)
-    stretched = FieldSynthesizer(data, seed=0, copy_size_min=1.0, copy_jitter=0.25, copy_stretch=0.4)
-    # whole copies of one cluster keep its shape; stretched ones vary (a log-normal factor along a random axis)
-    assert log_aspects(stretched).std() > 1.5 * log_aspects(plain).std()
 
     def pool_radius(synthesizer: FieldSynthesizer) -> float:
         return float(np.sqrt((synthesizer.pools[0] ** 2).sum(1).mean()))
@@ -317,7 +311,7 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
     ]  # seeded
     assert FieldSynthesizer(data, **settings).copy_molecules
     assert not FieldSynthesizer(data, **{**settings, "background": "uniform"}).copy_molecules
-    from_settings = FieldSynthesizer.from_settings(data, replace(PRESETS["compact"], **settings))
+    from_settings = make_synthesizer(data, replace(PRESETS["compact"], **settings))
     assert from_settings.copy_molecules and from_settings.copy_size_ranges[0][1] == FieldSynthesizer.COPY_SIZE_MAX
     assert from_settings.jitter == FieldSynthesizer(data, **settings).jitter  # copy_jitter 0.25, not the preset's
     first = from_settings.field(np.random.default_rng(0)).positions
@@ -365,7 +359,7 @@ def test_short_training_collapses_rings_and_beats_dbscan(trained_rings):
 def _small_settings(**changes):
     small = {
         "hidden": 16,
-        "steps": 3,
+        "recurrent_steps": 3,
         "n_fields": 6,
         "n_validation_fields": 2,
         "n_tuning_fields": 2,
@@ -424,13 +418,15 @@ from dataclasses import replace
 import torch
 
 from napari_miro import simulate
-from napari_miro.train import PRESETS, AnnotatedData, train
+from napari_miro.annotations import AnnotatedData
+from napari_miro.recipe import PRESETS
+from napari_miro.training import train
 
 torch.set_num_threads(2)
 df = simulate.rings(n_clusters=12, fov_nm=3000, seed=1)
 data = AnnotatedData.from_labels(df[["x", "y"]].to_numpy(), df["cluster"].to_numpy())
-settings = replace(PRESETS["compact"], hidden=32, steps=8, n_fields=32, n_validation_fields=4, n_tuning_fields=2,
-                   optimizer_steps=4, validate_every=50, base_model=None)
+settings = replace(PRESETS["compact"], hidden=32, recurrent_steps=8, n_fields=32, n_validation_fields=4,
+                   n_tuning_fields=2, optimizer_steps=4, validate_every=50, base_model=None)
 digest = hashlib.sha256()
 for value in train(data, settings, device="cpu").model.state_dict().values():
     digest.update(value.numpy().tobytes())
@@ -486,7 +482,7 @@ def test_out_of_memory_on_the_device_becomes_a_clear_message(monkeypatch):
 def test_fields_are_laid_side_by_side_far_apart():
     import pandas as pd
 
-    from napari_miro.train import lay_side_by_side
+    from napari_miro.annotations import lay_side_by_side
 
     first = pd.DataFrame({"x": [10.0, 110.0, 10.0], "y": [0.0, 0.0, 100.0]})
     second = pd.DataFrame({"x": [500.0, 600.0, 500.0], "y": [5.0, 5.0, 105.0]})
@@ -499,8 +495,7 @@ def test_fields_are_laid_side_by_side_far_apart():
 
 
 def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget():
-    from napari_miro.cluster import TrainedMIRO
-    from napari_miro.train import fit_miro
+    from napari_miro.model_file import TrainedMIRO
 
     data = _ring_data()
     handed = []
@@ -509,8 +504,9 @@ def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget():
         time.sleep(1.5)  # a slow consumer: its time must not count as training time
         handed.append((minutes, model))
 
-    settings = _small_settings(optimizer_steps=10**6, max_minutes=0.05)  # 3 s of training
-    _, result = fit_miro(data, settings, device="cpu", checkpoint_minutes=[0.0, 0.02], on_model=on_model)
+    settings = _small_settings(optimizer_steps=None, max_minutes=0.05)  # 3 s of training
+    clusterer = MIROClusterer(recipe=settings, device="cpu")
+    result = clusterer.fit(data, checkpoint_minutes=[0.0, 0.02], on_model=on_model).training_
     assert [minutes for minutes, _ in handed] == [0.0, 0.02]
     for _, model in handed:
         assert isinstance(model, TrainedMIRO) and model.settings.eps_nm > 0
@@ -524,23 +520,23 @@ def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget():
 
 
 def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_is_further():
-    from napari_miro.train import learning_rate_factor
+    from napari_miro.training import learning_rate_factor
 
     by_steps = _small_settings(optimizer_steps=100, max_minutes=None)
     assert learning_rate_factor(by_steps, 0, 0.0) == pytest.approx(1.0)
     assert learning_rate_factor(by_steps, 50, 0.0) == pytest.approx(0.525)
     assert learning_rate_factor(by_steps, 100, 0.0) == pytest.approx(0.05)
-    by_time = _small_settings(optimizer_steps=10**7, max_minutes=2.0)
+    by_time = _small_settings(optimizer_steps=None, max_minutes=2.0)
     assert learning_rate_factor(by_time, 10, 60.0) == pytest.approx(0.525)
     assert learning_rate_factor(by_time, 10, 500.0) == pytest.approx(0.05)
     assert learning_rate_factor(replace(by_time, schedule="constant"), 10, 60.0) == 1.0
 
 
 def test_time_left_follows_fields_training_checkpoints_and_tuning():
-    from napari_miro.train import TimeLeft, format_duration
+    from napari_miro.time_left import TimeLeft, format_duration
 
     now = [0.0]
-    settings = replace(PRESETS["compact"], max_minutes=1.0, optimizer_steps=10**7)
+    settings = replace(PRESETS["compact"], max_minutes=1.0, optimizer_steps=None)
     estimate = TimeLeft(settings, checkpoint_minutes=[0.5, 1.5], clock=lambda: now[0])  # 1.5 min: beyond the budget
     now[0] = 2.0
     # 1 of 10 fields in 2 s: 18 s of fields, 60 s of training, one checkpoint and one final tuning of ~10 s each
@@ -548,10 +544,10 @@ def test_time_left_follows_fields_training_checkpoints_and_tuning():
     now[0] = 20.0
     estimate.update({"phase": "fields", "step": 10, "total": 10})
     now[0] = 49.0  # 29 s into training
-    left = estimate.update({"phase": "training", "step": 100, "total": 10**7, "seconds": 49, "training_seconds": 29})
+    left = estimate.update({"phase": "training", "step": 100, "total": None, "seconds": 49, "training_seconds": 29})
     assert left == pytest.approx(31 + 2 * 10)
     now[0] = 58.0  # a checkpoint tuning took 6 s that training did not count
-    left = estimate.update({"phase": "training", "step": 110, "total": 10**7, "seconds": 58, "training_seconds": 32})
+    left = estimate.update({"phase": "training", "step": 110, "total": None, "seconds": 58, "training_seconds": 32})
     assert estimate.tuning_seconds == pytest.approx(6.0) and left == pytest.approx(28 + 6)
     now[0] = 90.0
     assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(6.0)
@@ -566,16 +562,16 @@ def test_time_left_follows_fields_training_checkpoints_and_tuning():
 
 def test_training_reports_time_left_that_comes_true():
     """On a real run the first estimate after the fields are made is within a factor of two of the truth."""
-    from napari_miro.train import TimeLeft, fit_miro
+    from napari_miro.time_left import TimeLeft
 
-    settings = _small_settings(optimizer_steps=10**6, max_minutes=0.05)
+    settings = _small_settings(optimizer_steps=None, max_minutes=0.05)
     estimate = TimeLeft(settings)
     guesses = []
 
     def progress(info):
         guesses.append((time.monotonic(), info["phase"], estimate.update(info)))
 
-    fit_miro(_ring_data(), settings, device="cpu", progress=progress)
+    MIROClusterer(recipe=settings, device="cpu").fit(_ring_data(), progress=progress)
     finished = time.monotonic()
     first_training = next((when, left) for when, phase, left in guesses if phase == "training")
     actual = finished - first_training[0]
@@ -595,16 +591,16 @@ def _dbscan_instead_of_miro(monkeypatch):
     """MIRO + DBSCAN replaced by DBSCAN alone on the positions (clear clusters: the truth)."""
     from types import SimpleNamespace
 
-    from napari_miro import train as train_module
+    from napari_miro import tuning
 
     def dbscan_alone(trained, positions):
         return SimpleNamespace(labels=dbscan_labels(positions, 30, 3))
 
-    monkeypatch.setattr(train_module, "cluster_points", dbscan_alone)
+    monkeypatch.setattr(tuning, "cluster_points", dbscan_alone)
 
 
 def test_the_fields_own_clusters_widen_the_tuning_copies_only_when_mostly_larger(monkeypatch):
-    from napari_miro.train import clusters_like_annotated, widest_copy_from_field
+    from napari_miro.tuning import clusters_like_annotated, widest_copy_from_field
 
     _dbscan_instead_of_miro(monkeypatch)
     larger = _field_of_gaussian_clusters(20, [50] * 6 + [40, 60] + [400])  # 400: more than 4x, not like it
@@ -625,19 +621,19 @@ def test_the_fields_own_clusters_widen_the_tuning_copies_only_when_mostly_larger
 
 
 def test_a_large_field_is_searched_for_clusters_around_the_annotated_one(monkeypatch):
-    from napari_miro import train as train_module
+    from napari_miro import tuning
 
     _dbscan_instead_of_miro(monkeypatch)
-    monkeypatch.setattr(train_module, "FOUND_MAX_POINTS", 20 + 3 * 50)
+    monkeypatch.setattr(tuning, "FOUND_MAX_POINTS", 20 + 3 * 50)
     data = _field_of_gaussian_clusters(20, [50] * 8)
-    found = train_module.clusters_like_annotated(None, data)
+    found = tuning.clusters_like_annotated(None, data)
     centres = sorted(round(data.positions[members, 0].mean(), -2) for members in found)  # indices into the field
     assert centres == [500, 1000, 1500] and all(len(members) == 50 for members in found)  # the three nearest
 
 
 def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it(monkeypatch):
-    from napari_miro import train as train_module
-    from napari_miro.train import tuning_note
+    from napari_miro import tuning
+    from napari_miro.tuning import tuning_note
 
     _dbscan_instead_of_miro(monkeypatch)
     tuned_on = []
@@ -646,9 +642,10 @@ def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it
         tuned_on.append(list(synthesizer.copy_size_ranges))
         return {"eps_nm": 10.0 + len(tuned_on), "min_samples": 3 + len(tuned_on)}
 
-    monkeypatch.setattr(train_module, "tune_dbscan", record_tuning)
+    monkeypatch.setattr(tuning, "tune_dbscan", record_tuning)
     data = _field_of_gaussian_clusters(20, [50] * 6, seed=2)
-    trained, result = train_module.fit_miro(data, _small_settings(optimizer_steps=2), device="cpu")
+    clusterer = MIROClusterer(recipe=_small_settings(optimizer_steps=2), device="cpu").fit(data)
+    trained, result = clusterer.model_, clusterer.training_
     (low, high), (wide_low, wide_high) = tuned_on[0][0], tuned_on[1][0]
     assert high == FieldSynthesizer.COPY_SIZE_MAX and wide_low == low and wide_high == pytest.approx(2.5)
     assert result.fields.synthesizer.copy_size_ranges == tuned_on[0]  # the training's own fields are left alone
@@ -660,6 +657,10 @@ def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it
         "hold 2.5x its localizations (median)"
     )
     tuned_on.clear()
-    kept, _ = train_module.fit_miro(data, _small_settings(optimizer_steps=2, tune_on_found_sizes=False), device="cpu")
+    kept = (
+        MIROClusterer(recipe=_small_settings(optimizer_steps=2, tune_on_found_sizes=False), device="cpu")
+        .fit(data)
+        .model_
+    )
     assert len(tuned_on) == 1 and (kept.settings.eps_nm, kept.settings.min_samples) == (11.0, 4)
     assert tuning_note(kept) == ""

@@ -1,11 +1,50 @@
 """napari-miro: learned few-shot clustering of SMLM localizations (MIRO + DBSCAN) for napari.
 
-The core modules (io, simulate, graph, model, train, cluster, stats, metrics) import neither Qt nor napari;
-everything napari-specific lives in :mod:`napari_miro._napari`.
+The public API::
+
+    from napari_miro import MIROClusterer, read_localizations
+
+    table = read_localizations("cell.csv")             # x, y in nm + every other column
+    xy = table[["x", "y"]].to_numpy()
+    clusterer = MIROClusterer(minutes=2).fit(xy, clusters=[indices_of_one_cluster])
+    labels = clusterer.predict(xy)                     # 0 = not clustered
+
+The core modules import neither Qt nor napari; everything napari-specific lives in :mod:`napari_miro._napari`.
+The names below load their modules on first use, so that ``import napari_miro`` (as napari does to read a file)
+does not import PyTorch.
 """
 
-from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["LocalizationFileError", "__version__", "read_localizations", "write_thunderstorm"]
+#: public name -> the module that defines it
+_PUBLIC = {
+    "MIROClusterer": "estimator",
+    "AnnotatedData": "annotations",
+    "annotations_from_polygons": "annotations",
+    "ClusterResult": "inference",
+    "TrainedMIRO": "model_file",
+    "ModelFileError": "model_file",
+    "TrainingSettings": "recipe",
+    "PRESETS": "recipe",
+    "LocalizationFileError": "io",
+    "read_localizations": "io",
+    "write_thunderstorm": "io",
+    "cluster_statistics": "stats",
+    "base_model_names": "base_models",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"napari_miro.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'napari_miro' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -3,10 +3,10 @@
 A base model is a compact MIRO network pre-trained on many simulated structures of one family (made by
 ``scripts/train_base_models.py``: seed, data recipe, steps, device, time and metrics are in the model card,
 ``<name>.json``, next to each weight file ``<name>.safetensors`` in ``napari_miro/base_models_data``).
-Single-shot training can start from one and only fine-tune: ``TrainingSettings(base_model="auto")`` chooses
+Single-shot training can start from one and only fine-tune: ``MIROClusterer(base_model="auto")`` chooses
 from the annotated clusters' shape, or name one. Loading is as safe as any model file (safetensors + JSON).
 
-Pure core: imports neither Qt nor napari.
+Pure core: imports neither Qt nor napari; of napari_miro only model, model_file and recipe.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_miro.cluster import ModelFileError, TrainedMIRO
 from napari_miro.model import MIRO, MIROConfig
-from napari_miro.train import default_fine_step
+from napari_miro.model_file import ModelFileError, TrainedMIRO
+from napari_miro.recipe import default_fine_step
 
 __all__ = ["AUTO", "arc_spread", "base_model_names", "choose_base_model", "load_base_model", "start_from_base"]
 
@@ -119,7 +119,7 @@ def start_from_base(data, settings) -> tuple[object, MIRO | None, str | None]:
     adapted = replace(
         settings,
         hidden=base.model.config.hidden,
-        steps=steps,
+        recurrent_steps=steps,
         fine_step=fine_step,
         unit_nm=base.settings.unit_nm,
         edge_scale_nm=base.settings.edge_scale_nm,

@@ -24,6 +24,8 @@ import pandas as pd
 
 from napari_miro import __version__
 from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
+from napari_miro.plotting import summary_figure
+from napari_miro.stats import SUMMARY_STATISTICS
 
 __all__ = [
     "BatchResult",
@@ -80,22 +82,20 @@ def cluster_file(
     """MIRO + DBSCAN on one localization file; writes the clustered table (ThunderSTORM CSV) and, when asked,
     the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, eps, min_samples).
     The input file is never modified."""
-    from napari_miro.cluster import cluster_table
+    from napari_miro.estimator import MIROClusterer
 
     if Path(table_path).resolve() == Path(input_path).resolve():
         raise ValueError(f"{Path(input_path).name}: the output would overwrite the input; choose another output.")
     df = read_localizations(input_path, parameters.pixel_size_nm, on_warning=on_warning)
-    out, statistics, result = cluster_table(
-        df,
+    clusterer = MIROClusterer.from_model(
         trained,
-        parameters.eps_nm,
-        parameters.min_samples,
-        parameters.fine_eps_nm,
-        parameters.fine_min_samples,
-        parameters.device,
-        progress,
-        parameters.passes,
+        eps_nm=parameters.eps_nm,
+        min_samples=parameters.min_samples,
+        fine_eps_nm=parameters.fine_eps_nm,
+        fine_min_samples=parameters.fine_min_samples,
+        device=parameters.device,
     )
+    out, statistics, result = clusterer.cluster_table(df, progress=progress, passes=parameters.passes)
     write_thunderstorm(out, table_path)
     if statistics_path is not None:
         statistics.to_csv(statistics_path, index=False)
@@ -196,7 +196,7 @@ def _model_from_bytes(model_bytes: bytes, fingerprint: str):
     """The model, loaded once per worker process (safetensors: loading runs no code from the file)."""
     import tempfile
 
-    from napari_miro.cluster import TrainedMIRO
+    from napari_miro.model_file import TrainedMIRO
 
     key = hashlib.sha256(model_bytes).hexdigest()
     if key not in _MODEL_CACHE:
@@ -238,8 +238,8 @@ def process_file(
     try:
         import torch
 
-        from napari_miro.cluster import ModelFileError
         from napari_miro.devices import DeviceOutOfMemory
+        from napari_miro.model_file import ModelFileError
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
@@ -363,7 +363,7 @@ def run_batch(
     follows each file; ``should_stop()`` cancels the files not yet started."""
     from distributed import wait
 
-    from napari_miro.cluster import TrainedMIRO
+    from napari_miro.model_file import TrainedMIRO
 
     parameters = parameters or ClusterParameters()
     check_group_pattern(group_by)
@@ -458,44 +458,6 @@ def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, 
     if figure and len(statistics):
         result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE)
     return result
-
-
-#: The statistics the batch summary compares between groups: (column, axis label).
-SUMMARY_STATISTICS = [
-    ("n_localizations", "localizations per cluster"),
-    ("radius_of_gyration_nm", "radius of gyration (nm)"),
-    ("nearest_neighbour_nm", "nearest-neighbour distance (nm)"),
-]
-
-
-def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
-    """Per-group histograms (fractions of each group's clusters) of the summary statistics, one axis each."""
-    from matplotlib import colormaps
-
-    from napari_miro.stats import overlay_histograms
-
-    groups = sorted(statistics["group"].astype(str).unique())
-    colours = colormaps["tab10"](np.arange(len(groups)) % 10)
-    for axis, (column, label) in zip(axes, SUMMARY_STATISTICS, strict=False):
-        series = [
-            (group, statistics.loc[statistics["group"].astype(str) == group, column].to_numpy(float), colour)
-            for group, colour in zip(groups, colours, strict=True)
-        ]
-        overlay_histograms(axis, series, bins=25, fractions=True, alpha=0.5 if len(groups) > 1 else 0.8)
-        axis.set_xlabel(label)
-        axis.legend(fontsize=7)
-
-
-def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
-    """A PNG of the per-group histograms of the batch's clusters (no pyplot: safe beside a running viewer)."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5 * len(SUMMARY_STATISTICS), 4), tight_layout=True)
-    axes = figure.subplots(1, len(SUMMARY_STATISTICS))
-    draw_group_histograms(axes, statistics)
-    figure.suptitle(f"{len(statistics)} clusters from {statistics['file'].nunique()} file(s)")
-    figure.savefig(path, dpi=90)
-    return path
 
 
 def group_summary(statistics: pd.DataFrame) -> pd.DataFrame:

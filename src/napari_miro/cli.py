@@ -115,7 +115,7 @@ class _TrainingBar:
         self.quiet = quiet
         self.bar = None
         self.phase = None
-        self.time_left = time_left  #: a napari_miro.train.TimeLeft, shown as "left" beside the bar
+        self.time_left = time_left  #: a napari_miro.time_left.TimeLeft, shown as "left" beside the bar
 
     def __call__(self, info: dict) -> None:
         if self.quiet:
@@ -125,7 +125,7 @@ class _TrainingBar:
                 self.bar.close()
             self.phase = info["phase"]
             label = {"fields": "synthetic fields", "training": "training", "tuning": "tuning DBSCAN"}[self.phase]
-            total = info["total"] if info["total"] < 10**6 else None  # a time budget: no step count to show
+            total = info["total"]  # None: a time budget, no step count to show
             self.bar = self._tqdm(total=total, desc=label, unit="step", leave=True, file=sys.stderr, mininterval=1.0)
         self.bar.n = info["step"]
         postfix = {}
@@ -134,7 +134,7 @@ class _TrainingBar:
             if "validation_loss" in info:
                 postfix["val"] = f"{info['validation_loss']:.4f}"
         if self.time_left is not None:
-            from napari_miro.train import format_duration
+            from napari_miro.time_left import format_duration
 
             postfix["left"] = format_duration(self.time_left.update(info))
         self.bar.set_postfix(postfix, refresh=False)
@@ -145,25 +145,31 @@ class _TrainingBar:
             self.bar.close()
 
 
-def _training_settings(args: argparse.Namespace):
-    from napari_miro.train import PRESETS
+def _clusterer(args: argparse.Namespace):
+    """The estimator the training arguments describe."""
+    from napari_miro.estimator import MIROClusterer
+    from napari_miro.recipe import PRESETS
 
     if args.preset not in PRESETS:
         raise UsageError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
-    settings = replace(PRESETS[args.preset], seed=args.seed)
-    if args.steps is not None:
-        settings = replace(settings, optimizer_steps=args.steps)
-    if args.minutes is not None:
-        settings = replace(settings, max_minutes=args.minutes, optimizer_steps=args.steps or 10**7)
-    if args.delta is not None:
-        settings = replace(settings, delta_nm=args.delta)
-    if getattr(args, "fine", None):
-        settings = replace(settings, fine_step=args.fine_step)  # None: fit_miro's default
-    if getattr(args, "background", None):
-        settings = replace(settings, background=args.background)
-    if getattr(args, "base", None) is not None:
-        settings = replace(settings, base_model=None if args.base == "none" else args.base)
-    return settings
+    recipe = PRESETS[args.preset]
+    if getattr(args, "fine", None) and args.fine_step is not None:
+        recipe = replace(recipe, fine_step=args.fine_step)
+    try:
+        clusterer = MIROClusterer(
+            recipe=recipe,
+            base_model=getattr(args, "base", None),
+            background=getattr(args, "background", None),
+            minutes=args.minutes,
+            max_steps=args.max_steps,
+            delta_nm=args.delta,
+            device=args.device,
+            random_state=args.seed,
+        )
+        clusterer.training_settings()  # a clear message for a bad value before any work
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return clusterer
 
 
 def annotated_from_files(
@@ -175,7 +181,7 @@ def annotated_from_files(
     pixel_size: float | None = None,
 ):
     """Annotated clusters from label columns of one or several files (files are laid side by side)."""
-    from napari_miro.train import AnnotatedData, lay_side_by_side
+    from napari_miro.annotations import AnnotatedData, lay_side_by_side
 
     frames = []
     for path in paths:
@@ -205,11 +211,14 @@ def annotated_from_files(
 
 
 def _train(args: argparse.Namespace) -> int:
-    from napari_miro.train import TimeLeft, fit_miro, resolve_device, tuning_note
+    from napari_miro.devices import resolve_device
+    from napari_miro.time_left import TimeLeft
+    from napari_miro.tuning import tuning_note
 
     resolve_device(args.device)  # a clear message before any work when the device does not exist
+    clusterer = _clusterer(args)
     data = annotated_from_files(args.inputs, args.labels, args.clusters, args.classes, args.fine, args.pixel_size)
-    settings = _training_settings(args)
+    settings = clusterer.training_settings()
     print(
         f"training from {len(data.clusters)} annotated cluster(s), {sum(map(len, data.clusters))} localizations, "
         f"preset {settings.preset}",
@@ -217,9 +226,10 @@ def _train(args: argparse.Namespace) -> int:
     )
     bar = _TrainingBar(args.quiet, TimeLeft(settings))
     try:
-        trained, result = fit_miro(data, settings, device=args.device, progress=bar)
+        clusterer.fit(data, progress=bar)
     finally:
         bar.close()
+    trained, result = clusterer.model_, clusterer.training_
     trained.save(args.out)
     summary = trained.settings
     print(
@@ -233,7 +243,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str):
-    from napari_miro.cluster import TrainedMIRO
+    from napari_miro.model_file import TrainedMIRO
 
     return TrainedMIRO.load(path)
 
@@ -332,9 +342,12 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from napari_miro import metrics
-    from napari_miro.cluster import cluster_table, dbscan_labels
+    from napari_miro.annotations import AnnotatedData
+    from napari_miro.estimator import MIROClusterer
+    from napari_miro.inference import dbscan_labels
+    from napari_miro.plotting import demo_figure
     from napari_miro.stats import cluster_statistics
-    from napari_miro.train import PRESETS, AnnotatedData, TimeLeft, fit_miro
+    from napari_miro.time_left import TimeLeft
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,9 +362,10 @@ def _demo(args: argparse.Namespace) -> int:
     chosen = int(((centres - middle) ** 2).sum(axis=1).idxmin())
     data = AnnotatedData.from_labels(positions, truth, which=[chosen])
     background = sample_background(args.sample)
-    settings = replace(
-        PRESETS["compact"], max_minutes=args.minutes, optimizer_steps=10**7, seed=args.seed, background=background
+    clusterer = MIROClusterer(
+        "compact", background=background, minutes=args.minutes, device=args.device, random_state=args.seed
     )
+    settings = clusterer.training_settings()
     print(
         f"single-shot training from ground-truth structure {chosen} ({len(data.clusters[0])} localizations), "
         f"compact preset, {background} background, {args.minutes:g} min",
@@ -360,12 +374,13 @@ def _demo(args: argparse.Namespace) -> int:
     bar = _TrainingBar(args.quiet, TimeLeft(settings))
     start = time.perf_counter()
     try:
-        trained, result = fit_miro(data, settings, device=args.device, progress=bar)
+        clusterer.fit(data, progress=bar)
     finally:
         bar.close()
+    trained, result = clusterer.model_, clusterer.training_
     training_seconds = time.perf_counter() - start
     trained.save(out / "model.safetensors")
-    clustered, statistics, miro = cluster_table(df, trained, device=args.device)
+    clustered, statistics, miro = clusterer.cluster_table(df)
     baseline = dbscan_labels(positions, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
     baseline_statistics = cluster_statistics(positions, baseline)
     write_thunderstorm(clustered, out / "clustered.csv")
@@ -390,7 +405,7 @@ def _demo(args: argparse.Namespace) -> int:
     table = pd.DataFrame(rows)
     compression = metrics.compression_index(positions, miro.collapsed.positions - positions, truth)
     figure = out / "demo.png"
-    _demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, figure)
+    demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, figure)
     report = {
         "sample": path.name,
         "annotated_cluster": chosen,
@@ -411,56 +426,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, path: Path) -> None:
-    """Points coloured by ground truth / MIRO / DBSCAN, the collapsed points, and statistic histograms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from napari_miro.stats import overlay_histograms
-
-    figure, axes = plt.subplots(2, 4, figsize=(18, 9))
-    panels = [
-        (positions, truth, "ground truth"),
-        (miro.collapsed.positions, miro.labels, "MIRO: collapsed points"),
-        (positions, miro.labels, "MIRO + DBSCAN"),
-        (positions, baseline, "DBSCAN alone"),
-    ]
-    for axis, (points, labels, title) in zip(axes[0], panels, strict=True):
-        colours = plt.cm.tab20(labels % 20)
-        colours[labels == 0] = (0.75, 0.75, 0.75, 0.6)
-        axis.scatter(points[:, 0], points[:, 1], s=2, c=colours, linewidths=0)
-        axis.set_title(f"{title} ({int(labels.max())} clusters)")
-        axis.set_aspect("equal")
-        axis.invert_yaxis()  # ThunderSTORM's y grows downwards
-        axis.set_xlabel("x (nm)")
-    for axis, column, label in zip(
-        axes[1],
-        ["n_localizations", "radius_of_gyration_nm", "convex_hull_area_nm2", "nearest_neighbour_nm"],
-        ["localizations per cluster", "radius of gyration (nm)", "convex hull area (nm²)", "nearest neighbour (nm)"],
-        strict=True,
-    ):
-        overlay_histograms(
-            axis,
-            [
-                ("DBSCAN alone", baseline_statistics[column], "tab:green"),
-                ("MIRO + DBSCAN", statistics[column], "tab:orange"),
-            ],
-        )
-        axis.set_xlabel(label)
-        axis.locator_params(axis="x", nbins=5)  # large areas (nm^2) would run their tick labels together
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-
-
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="compact", help="compact (CPU-friendly, default) or faithful (paper)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="optimizer steps at most (default: the preset's without --minutes)"
+    )
     parser.add_argument("--delta", type=float, default=None, help="graph edge threshold in nm (default: suggested)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random step")
     parser.add_argument(
@@ -562,9 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-miro`` command."""
     args = build_parser().parse_args(argv)
-    from napari_miro.cluster import ModelFileError
     from napari_miro.devices import DeviceOutOfMemory
-    from napari_miro.train import TrainingCancelled
+    from napari_miro.model_file import ModelFileError
+    from napari_miro.training import TrainingCancelled
 
     try:
         return int(args.run(args))

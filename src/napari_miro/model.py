@@ -24,12 +24,14 @@ formulation; a test checks that both agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MIRO", "GraphBatch", "MIROConfig", "count_parameters"]
+__all__ = ["MIRO", "GraphBatch", "MIROConfig", "batch_graphs", "count_parameters"]
 
 
 @dataclass
@@ -73,6 +75,19 @@ class GraphBatch:
             self.edge_index.to(device),
             self.n_nodes,
         )
+
+
+def batch_graphs(graphs: Sequence, device: torch.device | str) -> GraphBatch:
+    """Graphs (anything with float32 ``node_features``, ``edge_features`` and an int ``edge_index`` as numpy
+    arrays) concatenated into one batch, node indices offset per graph."""
+    offsets = np.cumsum([0] + [len(g.node_features) for g in graphs])
+    edge_index = np.concatenate([g.edge_index + offset for g, offset in zip(graphs, offsets[:-1], strict=True)], 1)
+    return GraphBatch(
+        torch.as_tensor(np.concatenate([g.node_features for g in graphs]), dtype=torch.float32, device=device),
+        torch.as_tensor(np.concatenate([g.edge_features for g in graphs]), dtype=torch.float32, device=device),
+        torch.as_tensor(edge_index, dtype=torch.long, device=device),
+        int(offsets[-1]),
+    )
 
 
 def count_parameters(module: nn.Module) -> int:

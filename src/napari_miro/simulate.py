@@ -339,8 +339,8 @@ def cluster_pair(
 
 #: Multiple blinking as in the benchmark: mean localizations per molecule (geometric from 0: a fifth of the
 #: molecules give none, the others 5 on average), the median and the log spread of the molecules' localization
-#: error (nm). Measured on the benchmark's blinking FOVs against the ground-truth ones (docs/training.md, session
-#: 13): 4.0 localizations per molecule, a variance of 20-22 per molecule (a geometric from 1 has 12).
+#: error (nm). Measured on the benchmark's blinking FOVs against the ground-truth ones (research/training-log.md):
+#: 4.0 localizations per molecule, a variance of 20-22 per molecule (a geometric from 1 has 12).
 BLINKS_PER_MOLECULE = 4.0
 BLINK_SIGMA_MEDIAN_NM = 14.0
 BLINK_SIGMA_LOG_SD = 0.35

@@ -20,12 +20,12 @@ from napari_miro._napari.statistics_widget import StatisticsWidget
 from napari_miro._napari.train_widget import TrainWidget
 from napari_miro.cli import sample_file
 from napari_miro.io import read_localizations
-from napari_miro.train import PRESETS
+from napari_miro.recipe import PRESETS
 
 TINY = replace(
     PRESETS["compact"],
     hidden=16,
-    steps=4,
+    recurrent_steps=4,
     n_fields=8,
     n_validation_fields=2,
     n_tuning_fields=2,
@@ -200,8 +200,8 @@ def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path,
     corrupt.write_bytes(b"garbage")
     assert trainer.load_model(str(corrupt)) is None and "not a napari-miro model file" in messages["error"][-1]
     # a model trained at another scale, and annotations with other classes than the model's
-    from napari_miro.cluster import MIROSettings, TrainedMIRO
     from napari_miro.model import MIRO, MIROConfig
+    from napari_miro.model_file import MIROSettings, TrainedMIRO
 
     rings = viewer.layers["rings"]
     rings.metadata[MODEL_KEY] = TrainedMIRO(MIRO(MIROConfig(hidden=8, steps=2)), MIROSettings(delta_nm=2.0))
@@ -219,7 +219,7 @@ def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path,
     def exhausted(*args, **kwargs):
         raise DeviceOutOfMemory("cuda", "training")
 
-    monkeypatch.setattr("napari_miro.train.fit_miro", exhausted)
+    monkeypatch.setattr("napari_miro.estimator.MIROClusterer.fit", exhausted)
     annotate.start_annotating().add_polygons([_lasso_around(viewer.layers["rings"], 2)])
     trainer.device.setCurrentText("cpu")
     trainer.start()

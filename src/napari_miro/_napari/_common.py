@@ -108,10 +108,10 @@ def notify_info(message: str) -> None:
 
 def describe_error(error: BaseException, doing: str) -> str:
     """One sentence for the user: our own errors say what to do already; others get their context."""
-    from napari_miro.cluster import ModelFileError
     from napari_miro.devices import DeviceOutOfMemory
     from napari_miro.io import LocalizationFileError
-    from napari_miro.train import TrainingCancelled
+    from napari_miro.model_file import ModelFileError
+    from napari_miro.training import TrainingCancelled
 
     if isinstance(error, (ModelFileError, DeviceOutOfMemory, LocalizationFileError, TrainingCancelled, ValueError)):
         return str(error)

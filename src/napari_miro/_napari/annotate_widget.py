@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from napari_miro.annotate import DEFAULT_CLASS, PolygonAnnotations, annotations_from_polygons
+from napari_miro.annotations import DEFAULT_CLASS, PolygonAnnotations, annotations_from_polygons
 
 from ._common import LayerChooser
 from .session import ANNOTATION_KEY, layer_xy

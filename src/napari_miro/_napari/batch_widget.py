@@ -27,7 +27,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_miro.batch import BATCH_REPORT, FAILED, SUMMARY_STATISTICS, ClusterParameters, group_summary, run_batch
+from napari_miro.batch import BATCH_REPORT, FAILED, ClusterParameters, group_summary, run_batch
+from napari_miro.stats import SUMMARY_STATISTICS
 
 from ._common import apply_theme, notify_error, notify_info, start_worker, themed_canvas
 from .session import MODEL_KEY
@@ -282,7 +283,7 @@ class BatchWidget(QWidget):
     # results ---------------------------------------------------------------------------------------------
     def show_statistics(self, statistics) -> None:
         """Per-group histograms and a table of per-group medians."""
-        from napari_miro.batch import draw_group_histograms
+        from napari_miro.plotting import draw_group_histograms
 
         for axis in self.axes:
             axis.clear()

@@ -232,7 +232,7 @@ def model_mismatch(viewer, layer, trained) -> str | None:
 
 def _cluster_job(table, trained, eps, samples, compare):
     """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked."""
-    from napari_miro.cluster import cluster_table, dbscan_labels
+    from napari_miro.inference import cluster_table, dbscan_labels
     from napari_miro.stats import cluster_statistics
 
     output, statistics, result = cluster_table(table, trained, eps, samples)

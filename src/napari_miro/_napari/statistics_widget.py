@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_miro.stats import compare_statistics, overlay_histograms
+from napari_miro.plotting import overlay_histograms
+from napari_miro.stats import compare_statistics
 
 from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
 from .session import ClusteringRun, session_for

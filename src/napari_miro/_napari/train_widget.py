@@ -22,8 +22,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_miro.annotations import suggest_delta
 from napari_miro.devices import available_devices
-from napari_miro.train import PRESETS, suggest_delta, tuning_note
+from napari_miro.estimator import MIROClusterer
+from napari_miro.recipe import PRESETS
+from napari_miro.time_left import TimeLeft, format_duration
+from napari_miro.tuning import tuning_note
 
 from ._common import (
     LayerChooser,
@@ -143,7 +147,7 @@ class TrainWidget(QWidget):
         self.worker = None
         self._stop = threading.Event()
         self._progress = None
-        self._time_left = None  #: a napari_miro.train.TimeLeft while training runs
+        self._time_left = None  #: a napari_miro.time_left.TimeLeft while training runs
         self._losses: list[tuple[int, float]] = []
         self._validation: list[tuple[int, float]] = []
         self._last_draw = 0.0
@@ -151,7 +155,7 @@ class TrainWidget(QWidget):
 
     # settings --------------------------------------------------------------------------------------------
     def _preset_changed(self, name: str) -> None:
-        self.steps.setValue(PRESETS[name].steps)
+        self.steps.setValue(PRESETS[name].recurrent_steps)
         self.base.setEnabled(name == "compact")
         self.base.setCurrentText(PRESETS[name].base_model or "none")
 
@@ -178,17 +182,21 @@ class TrainWidget(QWidget):
         self.delta.setValue(value)
         return value
 
-    def settings(self):
+    def clusterer(self) -> MIROClusterer:
+        """The estimator the controls describe (recurrent steps beyond the preset's recipe)."""
         preset = PRESETS[self.preset.currentText()]
-        return replace(
-            preset,
-            steps=self.steps.value(),
-            delta_nm=float(self.delta.value()),
-            max_minutes=float(self.minutes.value()),
-            optimizer_steps=10**7,
+        return MIROClusterer(
+            recipe=replace(preset, recurrent_steps=self.steps.value()),
+            base_model=self.base.currentText() if self.base.isEnabled() else "none",
             background=self.background.currentText(),
-            base_model=self.base.currentText() if self.base.isEnabled() and self.base.currentText() != "none" else None,
+            minutes=float(self.minutes.value()),
+            delta_nm=float(self.delta.value()),
+            device=self.device.currentText(),
         )
+
+    def settings(self):
+        """The training recipe the controls describe."""
+        return self.clusterer().training_settings()
 
     # training --------------------------------------------------------------------------------------------
     def toggle(self) -> None:
@@ -201,8 +209,6 @@ class TrainWidget(QWidget):
         """Start training in a worker thread (the viewer stays responsive); returns the worker."""
         from napari.utils import progress
 
-        from napari_miro import train
-
         try:
             layer, data = self._annotated()
         except ValueError as error:
@@ -210,8 +216,8 @@ class TrainWidget(QWidget):
             return None
         if self.delta.value() <= 1.0:
             self.delta.setValue(suggest_delta(data))
-        settings = self.settings()
-        device = self.device.currentText()
+        clusterer = self.clusterer()
+        settings = clusterer.training_settings()
         self._stop.clear()
         self._losses, self._validation = [], []
         relay = _Relay()
@@ -219,18 +225,16 @@ class TrainWidget(QWidget):
         relay.model_ready.connect(lambda minutes, trained: self._on_model_ready(layer, minutes, trained))
         self._relay = relay
         checkpoints = [m for m in PREVIEW_MINUTES if m < settings.max_minutes] if self.preview.isChecked() else []
-        self._time_left = train.TimeLeft(settings, checkpoints)
+        self._time_left = TimeLeft(settings, checkpoints)
         self._progress = progress(total=int(settings.max_minutes * 60), desc="MIRO training (s)")
         self.train_button.setText("Stop")
         self.status.setText(f"preparing synthetic fields from {len(data.clusters)} annotated cluster(s)...")
         self.worker = start_worker(
-            train.fit_miro,
+            _fit,
+            clusterer,
             data,
-            settings,
-            device,
             relay.progressed.emit,
             self._stop.is_set,
-            None,
             checkpoints,
             relay.model_ready.emit,
             on_result=lambda result: self._on_trained(layer, result),
@@ -245,8 +249,6 @@ class TrainWidget(QWidget):
         self.status.setText("stopping: finishing the current step...")
 
     def _on_progress(self, info: dict) -> None:
-        from napari_miro.train import TimeLeft, format_duration
-
         if self._time_left is None:
             self._time_left = TimeLeft(self.settings())
         phase = info["phase"]
@@ -301,7 +303,7 @@ class TrainWidget(QWidget):
 
     def preview_clusters(self, layer, trained):
         """Cluster the layer with ``trained`` in a worker and show the labels in a '<layer> preview' layer."""
-        from napari_miro.cluster import cluster_points
+        from napari_miro.inference import cluster_points
 
         from .cluster_widget import label_colours
         from .session import PREVIEW_KEY, layer_xy
@@ -328,8 +330,8 @@ class TrainWidget(QWidget):
 
         return start_worker(cluster_points, trained, xy, on_result=show, doing="The preview")
 
-    def _on_trained(self, layer, result) -> None:
-        trained, run = result
+    def _on_trained(self, layer, clusterer: MIROClusterer) -> None:
+        trained, run = clusterer.model_, clusterer.training_
         layer.metadata[MODEL_KEY] = trained
         if f"{layer.name} preview" in self.viewer.layers:
             self.preview_clusters(layer, trained)
@@ -382,7 +384,7 @@ class TrainWidget(QWidget):
         return path
 
     def load_model(self, path: str | None = None):
-        from napari_miro.cluster import ModelFileError, TrainedMIRO
+        from napari_miro.model_file import ModelFileError, TrainedMIRO
 
         layer = self.layer_choice.layer()
         if layer is None:
@@ -402,3 +404,10 @@ class TrainWidget(QWidget):
         self.steps.setValue(trained.model.config.steps)
         self._show_model()
         return trained
+
+
+def _fit(clusterer: MIROClusterer, data, progress, should_stop, checkpoint_minutes, on_model) -> MIROClusterer:
+    """The worker's job: fit the clusterer on the annotated clusters."""
+    return clusterer.fit(
+        data, progress=progress, should_stop=should_stop, checkpoint_minutes=checkpoint_minutes, on_model=on_model
+    )

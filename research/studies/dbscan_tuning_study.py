@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from paper_table import annotations, fields_of
 
 from napari_miro import metrics
-from napari_miro.cluster import collapse, dbscan_label_grid, dbscan_labels, tuning_eps_grid, tuning_samples_grid
-from napari_miro.train import PRESETS, fit_miro
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import collapse, dbscan_labels
+from napari_miro.recipe import PRESETS
+from napari_miro.tuning import dbscan_label_grid, tuning_eps_grid, tuning_samples_grid
 
 
 def smooth(grid: np.ndarray) -> np.ndarray:
@@ -103,10 +109,13 @@ def main() -> None:
     settings = replace(
         PRESETS["compact"],
         max_minutes=args.minutes,
-        optimizer_steps=10**7,
+        optimizer_steps=None,
         background="blinking" if args.setting.startswith("blinking") else "uniform",
     )
-    trained, result = fit_miro(annotations(frames[:3], single=True, setting=args.setting), settings)
+    clusterer = MIROClusterer(recipe=settings, device="auto").fit(
+        annotations(frames[:3], single=True, setting=args.setting)
+    )
+    trained, result = clusterer.model_, clusterer.training_
     synthesizer = result.fields.synthesizer
     rng = np.random.default_rng(settings.seed + 3)
     tuning = [synthesizer.field(rng) for _ in range(16)]

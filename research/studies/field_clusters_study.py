@@ -3,7 +3,7 @@
 Trains single-shot as ``napari-miro train`` does (ONE annotated cluster of fov-01, cluster 1 or ``--cluster``,
 the compact preset, the preset's optimizer steps, DBSCAN tuned on copies of the annotated cluster alone; the
 model is cached in .bench_cache/field_clusters_study/), clusters fov-01 with it and keeps the clusters it finds
-there that look like the annotated one (``napari_miro.train.clusters_like_annotated``: 0.5-4x its
+there that look like the annotated one (``napari_miro.tuning.clusters_like_annotated``: 0.5-4x its
 localizations, radius of gyration at most 3x its own, not overlapping it). Then, per tuning seed, DBSCAN is tuned
 again on fresh synthetic fields and scored on 10 benchmark FOVs the model never saw:
 
@@ -26,26 +26,23 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from paper_table import annotations, fields_of
 from time_to_accuracy import score
 
-from napari_miro.cluster import TrainedMIRO
-from napari_miro.train import (
-    FOUND_WIDEN_RATIO,
-    PRESETS,
-    AnnotatedData,
-    FieldSynthesizer,
-    TrainingSettings,
-    clusters_like_annotated,
-    fit_miro,
-    found_clusters_are_larger,
-    median_size,
-    tune_dbscan,
-)
+from napari_miro.annotations import AnnotatedData, median_size
+from napari_miro.estimator import MIROClusterer, package_model
+from napari_miro.model_file import TrainedMIRO
+from napari_miro.recipe import PRESETS, TrainingSettings
+from napari_miro.synthesis import FieldSynthesizer
+from napari_miro.training import make_synthesizer, train
+from napari_miro.tuning import FOUND_WIDEN_RATIO, clusters_like_annotated, found_clusters_are_larger, tune_dbscan
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_clusters_study"
 
@@ -58,7 +55,7 @@ def trained_model(setting: str, seed: int, data: AnnotatedData, cluster: int = 1
     if not path.exists():
         background = "blinking" if setting.startswith("blinking") else "uniform"
         settings = replace(PRESETS["compact"], background=background, seed=seed, tune_on_found_sizes=False)
-        trained, _ = fit_miro(data, settings, device="cpu")
+        trained = MIROClusterer(recipe=settings, device="cpu").fit(data).model_
         path.parent.mkdir(parents=True, exist_ok=True)
         trained.save(path)
     return TrainedMIRO.load(path)
@@ -114,9 +111,10 @@ def main() -> None:
                 seed=seed + 100,
             )
             annotated = with_found if mode == "finetune" else data
-            candidate, _ = fit_miro(annotated, more, "cpu", initial_model=candidate.model)
+            result = train(annotated, more, "cpu", initial_model=candidate.model)
+            candidate = package_model(result.model, annotated, more, result.fields)
         else:
-            fields = FieldSynthesizer.from_settings(with_found if mode == "copies" else data, settings)
+            fields = make_synthesizer(with_found if mode == "copies" else data, settings)
             widened = copy.copy(fields)
             widened.copy_size_ranges = [(low, widest) for low, _ in fields.copy_size_ranges]
             suggestion = tune_dbscan(candidate, widened if mode == "sizes" else fields, settings)

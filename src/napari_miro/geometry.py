@@ -1,0 +1,62 @@
+"""Geometry of point sets: radius of gyration, convex hull, extent, nearest-neighbour distances, area.
+
+One definition of each, used by the statistics table, the training recipe and the annotations.
+Pure core (numpy, scipy): imports no other napari_miro module, neither Qt nor napari.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError, cKDTree
+
+__all__ = [
+    "convex_hull",
+    "field_area",
+    "max_extent",
+    "median_nearest_neighbour",
+    "radius_of_gyration",
+]
+
+
+def radius_of_gyration(points: np.ndarray) -> float:
+    """Root-mean-square distance (nm) of the points from their centroid."""
+    return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def convex_hull(points: np.ndarray) -> tuple[float, np.ndarray]:
+    """The convex hull's area (nm^2; 0 for fewer than 3 or collinear points) and its vertices (all the points when
+    there is no hull)."""
+    if len(points) < 3:
+        return 0.0, points
+    try:
+        hull = ConvexHull(points)
+    except (QhullError, ValueError):  # collinear or duplicate points: no area
+        return 0.0, points
+    return float(hull.volume), points[hull.vertices]
+
+
+def max_extent(points: np.ndarray) -> float:
+    """The largest distance (nm) between two of the points (measured between the convex hull's vertices)."""
+    _, vertices = convex_hull(points)
+    if len(vertices) < 2:
+        return 0.0
+    difference = vertices[:, None, :] - vertices[None, :, :]
+    return float(np.sqrt((difference**2).sum(-1)).max())
+
+
+def median_nearest_neighbour(points: np.ndarray) -> float:
+    """Median distance (nm) from each point to its nearest other point, over the non-zero distances (0 when
+    there are none)."""
+    if len(points) < 2:
+        return 0.0
+    distances, _ = cKDTree(points).query(points, k=2)
+    positive = distances[:, 1][distances[:, 1] > 0]
+    return float(np.median(positive)) if len(positive) else 0.0
+
+
+def field_area(points: np.ndarray) -> float:
+    """The area (nm^2) a field of localizations covers: its convex hull, or its bounding box when it has none."""
+    area, _ = convex_hull(points)
+    if area > 0:
+        return area
+    return float(np.prod(np.ptp(points, axis=0)) if len(points) else 0.0)

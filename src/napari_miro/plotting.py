@@ -1,0 +1,96 @@
+"""Figures: histograms of cluster statistics, the demo's overview, the batch's per-group summary.
+
+The only core module that draws with matplotlib (its Figure objects, never pyplot: safe beside a running viewer).
+Imports neither Qt nor napari; of napari_miro only stats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from napari_miro.stats import SUMMARY_STATISTICS
+
+__all__ = ["demo_figure", "draw_group_histograms", "overlay_histograms", "summary_figure"]
+
+
+def overlay_histograms(
+    axis, series: list[tuple[str, np.ndarray, str]], bins: int = 20, fractions: bool = False, alpha: float = 0.6
+) -> None:
+    """Histograms of several methods' values (label, values, colour), drawn in order on shared bins on a
+    matplotlib axis; with ``fractions`` each bar is a fraction of that method's clusters, so that methods
+    with different cluster counts compare. The label gets the method's count."""
+    values = [np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for _, v, _ in series]
+    joined = np.concatenate(values) if sum(len(v) for v in values) else np.array([0.0, 1.0])
+    edges = np.histogram_bin_edges(joined, bins=bins)
+    for (label, _, colour), value in zip(series, values, strict=True):
+        weights = np.full(len(value), 1.0 / max(len(value), 1)) if fractions else None
+        axis.hist(value, bins=edges, weights=weights, color=colour, alpha=alpha, label=f"{label} ({len(value)})")
+    if fractions:
+        axis.set_ylabel("fraction of clusters")
+
+
+def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
+    """Per-group histograms (fractions of each group's clusters) of the summary statistics, one axis each."""
+    groups = sorted(statistics["group"].astype(str).unique())
+    colours = colormaps["tab10"](np.arange(len(groups)) % 10)
+    for axis, (column, label) in zip(axes, SUMMARY_STATISTICS, strict=False):
+        series = [
+            (group, statistics.loc[statistics["group"].astype(str) == group, column].to_numpy(float), colour)
+            for group, colour in zip(groups, colours, strict=True)
+        ]
+        overlay_histograms(axis, series, bins=25, fractions=True, alpha=0.5 if len(groups) > 1 else 0.8)
+        axis.set_xlabel(label)
+        axis.legend(fontsize=7)
+
+
+def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
+    """A PNG of the per-group histograms of the batch's clusters (no pyplot: safe beside a running viewer)."""
+    figure = Figure(figsize=(5 * len(SUMMARY_STATISTICS), 4), tight_layout=True)
+    axes = figure.subplots(1, len(SUMMARY_STATISTICS))
+    draw_group_histograms(axes, statistics)
+    figure.suptitle(f"{len(statistics)} clusters from {statistics['file'].nunique()} file(s)")
+    figure.savefig(path, dpi=90)
+    return path
+
+
+def demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, path: Path) -> None:
+    """Points coloured by ground truth / MIRO / DBSCAN, the collapsed points, and statistic histograms."""
+    figure = Figure(figsize=(18, 9))
+    axes = figure.subplots(2, 4)
+    panels = [
+        (positions, truth, "ground truth"),
+        (miro.collapsed.positions, miro.labels, "MIRO: collapsed points"),
+        (positions, miro.labels, "MIRO + DBSCAN"),
+        (positions, baseline, "DBSCAN alone"),
+    ]
+    for axis, (points, labels, title) in zip(axes[0], panels, strict=True):
+        colours = colormaps["tab20"](labels % 20)
+        colours[labels == 0] = (0.75, 0.75, 0.75, 0.6)
+        axis.scatter(points[:, 0], points[:, 1], s=2, c=colours, linewidths=0)
+        axis.set_title(f"{title} ({int(labels.max())} clusters)")
+        axis.set_aspect("equal")
+        axis.invert_yaxis()  # ThunderSTORM's y grows downwards
+        axis.set_xlabel("x (nm)")
+    for axis, column, label in zip(
+        axes[1],
+        ["n_localizations", "radius_of_gyration_nm", "convex_hull_area_nm2", "nearest_neighbour_nm"],
+        ["localizations per cluster", "radius of gyration (nm)", "convex hull area (nm²)", "nearest neighbour (nm)"],
+        strict=True,
+    ):
+        overlay_histograms(
+            axis,
+            [
+                ("DBSCAN alone", baseline_statistics[column], "tab:green"),
+                ("MIRO + DBSCAN", statistics[column], "tab:orange"),
+            ],
+        )
+        axis.set_xlabel(label)
+        axis.locator_params(axis="x", nbins=5)  # large areas (nm^2) would run their tick labels together
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)

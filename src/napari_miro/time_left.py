@@ -1,0 +1,87 @@
+"""Time-left estimates for the user interfaces (the command line's progress bar, the Train widget).
+
+The training core reports progress records; this module turns them into the seconds a person still waits.
+Imports of napari_miro only recipe; neither Qt nor napari.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from napari_miro.recipe import TrainingSettings
+
+__all__ = ["TimeLeft", "format_duration"]
+
+
+class TimeLeft:
+    """An estimate of the wall-clock seconds that :func:`fit_miro` still needs, from its progress records.
+
+    Preparing fields: the rate of the fields so far. Training: the time budget or the planned steps, whichever
+    ends first. DBSCAN tuning, at every checkpoint still to come and at the end: as long as the tunings so far
+    took (measured as the wall-clock time that training did not count); before the first one, a guess of half
+    the time the fields took to prepare (tuning clusters about half as many synthetic fields, several times).
+    """
+
+    def __init__(
+        self,
+        settings: TrainingSettings,
+        checkpoint_minutes: Sequence[float] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.checkpoints = sorted(m for m in checkpoint_minutes if not settings.max_minutes or m < settings.max_minutes)
+        self.clock = clock
+        self.started = clock()
+        self.fields_seconds: float | None = None
+        self.training_started: float | None = None
+        self.tuning_started: float | None = None
+        self.tuning_seconds: float | None = None  #: one tuning, once one has been measured
+
+    def _tuning_estimate(self) -> float:
+        if self.tuning_seconds is not None:
+            return self.tuning_seconds
+        return max(3.0, 0.5 * (self.fields_seconds or 0.0))
+
+    def _training_left(self, step: int, total: int, training_seconds: float) -> float:
+        by_steps = (total - step) * training_seconds / step if step and total is not None else math.inf
+        by_time = 60 * self.settings.max_minutes - training_seconds if self.settings.max_minutes else math.inf
+        left = min(by_steps, by_time)
+        return max(0.0, left if math.isfinite(left) else 0.0)
+
+    def update(self, info: dict) -> float:
+        """Seconds left after this progress record (``fit_miro``'s ``progress`` argument)."""
+        now = self.clock()
+        phase = info["phase"]
+        if phase == "fields":
+            elapsed = now - self.started
+            per_field = elapsed / max(info["step"], 1)
+            self.fields_seconds = per_field * info["total"]
+            training = 60 * (self.settings.max_minutes or 0.0)  # no step rate yet: the budget, if there is one
+            tunings = (len(self.checkpoints) + 1) * self._tuning_estimate()
+            return per_field * (info["total"] - info["step"]) + training + tunings
+        if phase == "training":
+            trained = info.get("training_seconds", info["seconds"])
+            if self.training_started is None:
+                self.training_started = now - trained
+                self.fields_seconds = self.fields_seconds or max(0.0, self.training_started - self.started)
+            done = [m for m in self.checkpoints if 60 * m <= trained]
+            paused = (now - self.training_started) - trained  # time spent tuning at checkpoints
+            if done and paused > 0:
+                self.tuning_seconds = paused / len(done)
+            tunings = (len(self.checkpoints) - len(done) + 1) * self._tuning_estimate()
+            return self._training_left(info["step"], info["total"], trained) + tunings
+        if self.tuning_started is None:  # the final tuning
+            self.tuning_started = now
+        return max(1.0, self._tuning_estimate() - (now - self.tuning_started))
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '3 min 20 s', '1 h 05 min': a time left for people."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
