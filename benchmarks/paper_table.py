@@ -231,12 +231,8 @@ def evaluate_setting(setting: str, mode: str, minutes: float, n_eval: int, devic
     started = time.perf_counter()
     frames = fields_of(setting, 3 + n_eval)
     train_frames, test_frames = frames[:3], frames[3:]
-    settings = replace(
-        PRESETS[preset],
-        max_minutes=minutes,
-        optimizer_steps=None,
-        background="blinking" if setting.startswith("blinking") else "uniform",
-    )
+    # the background decided from the training data ("auto"), as a user runs it
+    settings = replace(PRESETS[preset], max_minutes=minutes, optimizer_steps=None)
     clusterer = MIROClusterer(recipe=settings, device=device).fit(annotations(train_frames, mode == "single", setting))
     trained, result = clusterer.model_, clusterer.training_
     training_seconds = time.perf_counter() - started

@@ -6,9 +6,9 @@ TrainingSettings to study a recipe variant) on ONE annotated cluster (cluster 1 
 DBSCAN tuned on its synthetic fields (the time spent there is not counted as training), and evaluate it on
 fov-04.. (``--n-eval`` FOVs the model never saw); or, with ``--default-length``, train as long as
 ``napari-miro train`` does when no ``--minutes`` is given (the preset's optimizer steps) and report the minutes
-that took (issue 7's budget: 10 minutes on a 2-core CPU, 2 on a GPU). Beside it, in the same run: DBSCAN
+that took (the budget: 10 minutes on a 2-core CPU, 2 on a GPU). Beside it, in the same run: DBSCAN
 alone tuned on the same training data (the fair baseline), DBSCAN with the paper's parameters, and the JI_c /
-ARI_c that the paper's own trained checkpoints reach on unseen benchmark FOVs (issue 7's targets).
+ARI_c that the paper's own trained checkpoints reach on unseen benchmark FOVs (the targets).
 
 Prints a markdown table; ``--out`` appends it to a file and ``--json`` appends the rows (for curves:
 ``--plot FIGURE.png`` draws JI_c and ARI_c against minutes from that JSON file).
@@ -43,7 +43,7 @@ from napari_miro.inference import cluster_points, dbscan_labels
 from napari_miro.recipe import PRESETS, TrainingSettings
 from napari_miro.tuning import tune_dbscan
 
-#: JI_c / ARI_c of the paper's own trained checkpoints on benchmark FOVs they never saw (issue 7).
+#: JI_c / ARI_c of the paper's own trained checkpoints on benchmark FOVs they never saw.
 PAPER_CHECKPOINT = {
     "ground-truth/scenario-2": (0.97, 0.93),
     "ground-truth/scenario-6": (0.95, 0.87),
@@ -97,10 +97,9 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     if args.true_densities:  # a study of the recipe, not a way to train: the synthetic fields get fov-01's truth
         densities = true_densities(train_frames[0])
         synthesis_module.estimate_densities = lambda *_: densities
-    background = "blinking" if setting.startswith("blinking") else "uniform"
     # --default-length: as `napari-miro train` without --minutes (the preset's steps, no time budget)
     budget = {} if args.default_length else {"max_minutes": args.minutes, "optimizer_steps": None}
-    settings = replace(PRESETS[args.preset], background=background, **budget, **overrides)
+    settings = replace(PRESETS[args.preset], **budget, **overrides)  # the background: "auto", as a user runs it
     data = annotations(train_frames, single=True, setting=setting)
     checkpoints: list[tuple[float, object]] = []
     start = time.perf_counter()
@@ -112,7 +111,8 @@ def run_setting(setting: str, args, overrides: dict) -> list[dict]:
     trained, result = clusterer.model_, clusterer.training_
     wall = time.perf_counter() - start
     checkpoints.append((result.seconds / 60 if args.default_length else args.minutes, trained))
-    common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset}
+    common = {"setting": setting, "label": args.label, "device": result.device, "preset": settings.preset,
+              "background": clusterer.background_}  # fmt: skip
     if args.true_densities:
         common["densities"] = "fov-01 truth"
     if args.bases:

@@ -72,7 +72,7 @@ def selection_rules(
     with_detection = synthetic.mean(-1).mean(0)  # mean of ARI, ARI_c and JI_c
     detection_and_split = synthetic[..., 1:].mean(-1).mean(0)  # mean of ARI_c and JI_c
     rules = {
-        "argmax, 4 fields (before session 7)": np.unravel_index(first4.argmax(), first4.shape),
+        "argmax, 4 fields (the earlier tuning)": np.unravel_index(first4.argmax(), first4.shape),
         "argmax, 16 fields (the default)": np.unravel_index(all16.argmax(), all16.shape),
         "argmax ARI+ARI_c+JI_c, 16 fields": np.unravel_index(with_detection.argmax(), with_detection.shape),
         "argmax ARI_c+JI_c, 16 fields": np.unravel_index(detection_and_split.argmax(), detection_and_split.shape),

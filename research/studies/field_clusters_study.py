@@ -9,7 +9,7 @@ again on fresh synthetic fields and scored on 10 benchmark FOVs the model never 
 
 - ``default``: fields from the annotated cluster alone (``tune_on_found_sizes`` off; the baseline of the others);
 - ``sizes``: the same fields, but copies as large as the 90th percentile (``--quantile``) of the found clusters'
-  sizes, eps and min_samples both from them (session 18);
+  sizes, eps and min_samples both from them;
 - ``samples``: eps from ``default``'s tuning, min_samples the larger of ``default``'s and ``sizes``' (same seed):
   what training does (``tune_on_found_sizes``) where the line printed first says that its rule re-tunes (the
   found clusters' median size at least 1.75x the annotated one's), forced here;

@@ -145,6 +145,19 @@ class _TrainingBar:
             self.bar.close()
 
 
+def _fit_with_progress(clusterer, data, quiet: bool) -> None:
+    """Fit with a progress bar and the time left on stderr; then say which background was decided, and why."""
+    from napari_miro.time_left import TimeLeft
+
+    bar = _TrainingBar(quiet, TimeLeft(clusterer.training_settings()))
+    try:
+        clusterer.fit(data, progress=bar)
+    finally:
+        bar.close()
+    if clusterer.background_decision_ is not None:
+        print(clusterer.background_decision_.reason, file=sys.stderr)
+
+
 def _clusterer(args: argparse.Namespace):
     """The estimator the training arguments describe."""
     from napari_miro.estimator import MIROClusterer
@@ -212,7 +225,6 @@ def annotated_from_files(
 
 def _train(args: argparse.Namespace) -> int:
     from napari_miro.devices import resolve_device
-    from napari_miro.time_left import TimeLeft
     from napari_miro.tuning import tuning_note
 
     resolve_device(args.device)  # a clear message before any work when the device does not exist
@@ -224,11 +236,7 @@ def _train(args: argparse.Namespace) -> int:
         f"preset {settings.preset}",
         file=sys.stderr,
     )
-    bar = _TrainingBar(args.quiet, TimeLeft(settings))
-    try:
-        clusterer.fit(data, progress=bar)
-    finally:
-        bar.close()
+    _fit_with_progress(clusterer, data, args.quiet)
     trained, result = clusterer.model_, clusterer.training_
     trained.save(args.out)
     summary = trained.settings
@@ -347,7 +355,6 @@ def _demo(args: argparse.Namespace) -> int:
     from napari_miro.inference import dbscan_labels
     from napari_miro.plotting import demo_figure
     from napari_miro.stats import cluster_statistics
-    from napari_miro.time_left import TimeLeft
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -361,23 +368,16 @@ def _demo(args: argparse.Namespace) -> int:
     middle = positions.mean(axis=0)
     chosen = int(((centres - middle) ** 2).sum(axis=1).idxmin())
     data = AnnotatedData.from_labels(positions, truth, which=[chosen])
-    background = sample_background(args.sample)
-    clusterer = MIROClusterer(
-        "compact", background=background, minutes=args.minutes, device=args.device, random_state=args.seed
-    )
-    settings = clusterer.training_settings()
+    clusterer = MIROClusterer("compact", minutes=args.minutes, device=args.device, random_state=args.seed)
     print(
         f"single-shot training from ground-truth structure {chosen} ({len(data.clusters[0])} localizations), "
-        f"compact preset, {background} background, {args.minutes:g} min",
+        f"compact preset, {args.minutes:g} min",
         file=sys.stderr,
     )
-    bar = _TrainingBar(args.quiet, TimeLeft(settings))
     start = time.perf_counter()
-    try:
-        clusterer.fit(data, progress=bar)
-    finally:
-        bar.close()
+    _fit_with_progress(clusterer, data, args.quiet)
     trained, result = clusterer.model_, clusterer.training_
+    background = clusterer.background_
     training_seconds = time.perf_counter() - start
     trained.save(out / "model.safetensors")
     clustered, statistics, miro = clusterer.cluster_table(df)
@@ -478,10 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fine-step", type=int, default=None, help="last recurrent step trained on the fine scale")
     train.add_argument(
         "--background",
-        choices=["uniform", "blinking"],
+        choices=["auto", "uniform", "blinking"],
         default=None,
-        help="background model of the synthetic fields (blinking: copies re-made as new blinking molecules too, "
-        "none smaller than the background's chance clumps)",
+        help="background model of the synthetic fields: auto (default) decides from the data whether molecules "
+        "blink several times (raw dSTORM / PALM / PAINT tables) or give one localization each",
     )
     train.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
     train.add_argument("--out", required=True, help="model file to write (.safetensors)")

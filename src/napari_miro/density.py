@@ -1,5 +1,6 @@
 """How dense the user's field is: background and cluster densities, the background's spread over the field,
-and the clumps that chance alone makes in a background (uniform, or molecules that blink several times).
+the clumps that chance alone makes in a background (uniform, or molecules that blink several times), and which of
+the two backgrounds the data has (:func:`detect_background`).
 
 The synthetic training fields are made at these densities, so that MIRO and DBSCAN see fields like the user's.
 
@@ -9,6 +10,7 @@ Pure core (numpy, scipy): imports neither Qt nor napari; of napari_miro only geo
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -19,17 +21,21 @@ from napari_miro.geometry import field_area
 
 __all__ = [
     "GRADIENT_MIN",
+    "BackgroundDecision",
     "background_clump_size",
     "background_density_factors",
     "background_fraction_from_spacing",
     "background_neighbour_counts",
     "background_points",
+    "detect_background",
     "estimate_densities",
 ]
 
 #: background_density_factors: how far (either way, over the mean) the background's density must rise or fall
 #: across the user's field before the synthetic fields follow it
 GRADIENT_MIN = 0.25
+#: the backgrounds :func:`detect_background` chooses from
+BACKGROUNDS_SIMULATED = ("uniform", "blinking")
 
 
 def background_fraction_from_spacing(
@@ -217,3 +223,98 @@ def background_density_factors(
     if kept <= 0:
         return None
     return np.maximum(1.0 + math.sqrt(kept) * (factors - 1.0), 0.05)
+
+
+#: how close (nm) the localizations of one blinking molecule lie: ~1.4x the median spread of a molecule's blinks
+CLUMP_RADIUS_NM = 20.0
+#: a simulated blinking background must make close neighbours at least this many times more often than a uniform
+#: one at the same density for the test to tell them apart (a tiny annotated cluster makes every clump count as
+#: clustered, and no background-like localization is left close to another)
+DETECTABLE_RATIO = 1.1
+
+
+@dataclass
+class BackgroundDecision:
+    """Which background the synthetic fields get, decided from the user's data, and why."""
+
+    background: str  #: "uniform" or "blinking"
+    score: float  #: where the data lies between a uniform (0) and a blinking (1) background, on log scales
+    observed: dict  #: closeness of the data's background-like localizations (:func:`_closeness`)
+    references: dict  #: the same for simulated "uniform" and "blinking" backgrounds at the data's density
+    reason: str  #: one sentence for people
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _closeness(points: np.ndarray, radius_nm: float, threshold: float, kept: np.ndarray | None = None) -> dict:
+    """Of the background-like localizations (no more neighbours within ``radius_nm`` than ``threshold``): the
+    fraction with another within CLUMP_RADIUS_NM ("fraction") and their mean number of neighbours that close
+    ("count"), each also as expected from each one's local density 1-4 clump radii away if spread uniformly
+    ("local fraction", "local count"); empty when there are fewer than 20."""
+    tree = cKDTree(points)
+    sparse = tree.query_ball_point(points, radius_nm, return_length=True) <= threshold
+    if kept is not None:
+        sparse &= kept
+    background = points[sparse]
+    if len(background) < 20:
+        return {}
+    tree = cKDTree(background)
+    inner = tree.query_ball_point(background, CLUMP_RADIUS_NM, return_length=True) - 1  # itself not counted
+    outer = tree.query_ball_point(background, 4 * CLUMP_RADIUS_NM, return_length=True) - 1
+    expected = (outer - inner) / 15  # the annulus is 15 clump areas
+    return {
+        "fraction": float(np.mean(inner > 0)),
+        "count": float(np.mean(inner)),
+        "local fraction": float(np.mean(1 - np.exp(-expected))),
+        "local count": float(np.mean(expected)),
+    }
+
+
+def detect_background(data: AnnotatedData, seed: int = 0) -> BackgroundDecision:
+    """Whether the user's localizations come from molecules that blink several times (raw dSTORM, PALM, PAINT
+    tables) or each molecule once, from the data alone.
+
+    A blinking molecule leaves a clump of localizations within ~CLUMP_RADIUS_NM, also outside clusters. Among the
+    background-like localizations (no denser than half the annotated clusters, as in :func:`estimate_densities`),
+    the fraction with a neighbour that close is compared with a simulated blinking background and with localizations
+    spread uniformly (at the background's density, or at each one's own local density, whichever gives more close
+    neighbours: the sparse edges of large structures); the nearer one on a log scale wins. When the two references
+    are too alike to tell (tiny annotated clusters, whose threshold counts every clump as clustered), or there are
+    fewer than 20 background-like localizations, the uniform background is kept and the reason says so."""
+    radius, _, threshold = data.local_density
+    observed = _closeness(data.positions, radius, threshold)
+    density, _ = estimate_densities(data, "uniform", seed)
+    rng = np.random.default_rng([seed, 7])
+    side = max(10 * radius, math.sqrt(20_000 / max(density, 1e-12)))
+    references = {}
+    for background in BACKGROUNDS_SIMULATED:
+        points = background_points(density, side, background, rng)
+        inside = np.all((points > radius) & (points < side - radius), axis=1)
+        references[background] = _closeness(points, radius, threshold, inside)
+    scores = []
+    for measure in ("fraction", "count"):  # the fraction tells sparse fields apart, the count dense ones
+        if not observed or not references["blinking"] or not references["uniform"]:
+            break
+        uniform = max(references["uniform"][measure], observed[f"local {measure}"], 1e-3)
+        blinking = references["blinking"][measure]
+        if blinking < DETECTABLE_RATIO * max(references["uniform"][measure], 1e-3):
+            continue
+        low, high = math.log(uniform), math.log(max(blinking, DETECTABLE_RATIO * uniform))
+        scores.append((math.log(max(observed[measure], 1e-3)) - low) / (high - low))
+    if not scores:
+        why = (
+            "too few background-like localizations"
+            if not observed
+            else "blinking and single localizations look alike at this density and cluster size"
+        )
+        return BackgroundDecision("uniform", math.nan, observed, references, f"uniform background assumed: {why}")
+    score = float(np.mean(scores))
+    background = "blinking" if score > 0.5 else "uniform"
+    reason = (
+        f"{background} background: {observed['fraction']:.0%} of the background-like localizations have another "
+        f"within {CLUMP_RADIUS_NM:g} nm ({observed['count']:.1f} on average); a uniform background would give "
+        f"{references['uniform']['fraction']:.0%} ({references['uniform']['count']:.1f}), blinking molecules "
+        f"{references['blinking']['fraction']:.0%} ({references['blinking']['count']:.1f})"
+    )
+    return BackgroundDecision(background, score, observed, references, reason)

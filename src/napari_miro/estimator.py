@@ -20,12 +20,13 @@ from sklearn.base import BaseEstimator
 
 from napari_miro.annotations import AnnotatedData
 from napari_miro.base_models import start_from_base
+from napari_miro.density import BackgroundDecision
 from napari_miro.devices import resolve_device
 from napari_miro.inference import ClusterResult, cluster_points, cluster_table
 from napari_miro.model import MIRO
 from napari_miro.model_file import MIROSettings, TrainedMIRO
 from napari_miro.recipe import BACKGROUNDS, PRESETS, TrainingSettings, default_fine_step
-from napari_miro.training import ProgressCallback, TrainingFields, TrainingResult, train
+from napari_miro.training import ProgressCallback, TrainingFields, TrainingResult, resolve_background, train
 from napari_miro.tuning import tune_model
 
 __all__ = ["MIROClusterer", "package_model"]
@@ -75,9 +76,10 @@ class MIROClusterer(BaseEstimator):
     base_model : str or None, default None
         Pre-trained base model to fine-tune: a name (see ``napari_miro.base_models.base_model_names()``),
         "auto" (chosen from the annotated clusters' shape) or "none" (train from scratch). None: the preset's.
-    background : {"uniform", "blinking"} or None, default None
+    background : {"auto", "uniform", "blinking"} or None, default None
         Background of the synthetic training fields: uniform localizations, or molecules that blink several times
-        (raw dSTORM / PALM / PAINT tables). None: the preset's ("uniform").
+        (raw dSTORM / PALM / PAINT tables); "auto" decides from the data
+        (:func:`napari_miro.density.detect_background`). None: the preset's ("auto").
     minutes : float or None, default None
         Training time budget in minutes (field preparation and DBSCAN's tuning come on top). None: no time limit.
     max_steps : int or None, default None
@@ -110,6 +112,10 @@ class MIROClusterer(BaseEstimator):
         The whole training run (its synthetic fields included); absent on a loaded model.
     base_model_ : str or None
         The base model that training started from.
+    background_ : str
+        The background the synthetic fields had ("uniform" or "blinking").
+    background_decision_ : BackgroundDecision or None
+        What "auto" decided and why (None when the background was given).
 
     Examples
     --------
@@ -222,7 +228,8 @@ class MIROClusterer(BaseEstimator):
         self
         """
         data = self._annotated(X, clusters, labels, which, classes, fine, area_nm2)
-        settings = self.training_settings()
+        settings, decision = resolve_background(data, self.training_settings())
+        record_decision = {"background_decision": decision.to_dict()} if decision is not None else {}
         initial_model, base_name = None, None
         if settings.base_model:
             settings, initial_model, base_name = start_from_base(data, settings)
@@ -237,6 +244,7 @@ class MIROClusterer(BaseEstimator):
                 "best_step": info["best_step"],
                 "minutes": info["minutes"],
                 "base_model": base_name,
+                **record_decision,
             }
             on_model(info["minutes"], package_model(model, data, settings, info["fields"], record))
 
@@ -252,13 +260,15 @@ class MIROClusterer(BaseEstimator):
         )
         if progress is not None:
             progress({"phase": "tuning", "step": 0, "total": 1})
-        record = {**result.summary(), "base_model": base_name}
+        record = {**result.summary(), "base_model": base_name, **record_decision}
         self.model_ = package_model(result.model, data, settings, result.fields, record)
         if progress is not None:
             progress({"phase": "tuning", "step": 1, "total": 1})
         self.training_: TrainingResult = result
         self.history_ = result.history
         self.base_model_ = base_name
+        self.background_ = settings.background
+        self.background_decision_ = decision
         return self
 
     @staticmethod
@@ -368,11 +378,7 @@ class MIROClusterer(BaseEstimator):
     def load(cls, path: str | Path, **params) -> MIROClusterer:
         """A fitted clusterer from a model file (loading never runs code from the file); ``params`` as for
         ``__init__`` (e.g. ``device``, ``eps_nm``)."""
-        clusterer = cls(**params)
-        clusterer.model_ = TrainedMIRO.load(path)
-        clusterer.history_ = []
-        clusterer.base_model_ = clusterer.model_.settings.training.get("base_model")
-        return clusterer
+        return cls.from_model(TrainedMIRO.load(path), **params)
 
     @classmethod
     def from_model(cls, trained: TrainedMIRO, **params) -> MIROClusterer:
@@ -381,4 +387,7 @@ class MIROClusterer(BaseEstimator):
         clusterer.model_ = trained
         clusterer.history_ = []
         clusterer.base_model_ = trained.settings.training.get("base_model")
+        clusterer.background_ = trained.settings.training.get("settings", {}).get("background")
+        decision = trained.settings.training.get("background_decision")
+        clusterer.background_decision_ = BackgroundDecision(**decision) if decision else None
         return clusterer

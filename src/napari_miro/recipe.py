@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 
 __all__ = ["BACKGROUNDS", "PRESETS", "TrainingSettings", "default_fine_step"]
 
-#: background models of the synthetic fields: uniform localizations, or molecules that blink several times
-BACKGROUNDS = ("uniform", "blinking")
+#: background models of the synthetic fields: decided from the data, uniform localizations, or molecules that
+#: blink several times
+BACKGROUNDS = ("auto", "uniform", "blinking")
 
 
 @dataclass
@@ -50,7 +51,7 @@ class TrainingSettings:
     # the synthetic fields
     n_fields: int = 192  #: training fields made up front (augmented further at each step)
     n_validation_fields: int = 8
-    background: str = "uniform"  #: one of BACKGROUNDS
+    background: str = "auto"  #: one of BACKGROUNDS ("auto": napari_miro.density.detect_background decides)
     copy_size_min: float = 0.3  #: the smallest copy of an annotated cluster, over its localizations
     copy_size_floor: int = 5  #: and never fewer localizations than this (or than the cluster, when smaller)
     copy_jitter: float = 0.75  #: the copies' Gaussian jitter, over the cluster's median nearest-neighbour distance

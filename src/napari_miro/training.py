@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from napari_miro.annotations import AnnotatedData, median_radius, suggest_delta
+from napari_miro.density import BackgroundDecision, detect_background
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.graph import build_graph
 from napari_miro.loss import miro_loss
@@ -134,6 +135,17 @@ def collate(graphs: Sequence[PreparedGraph], device: torch.device) -> tuple[Grap
     return batch_graphs(graphs, device), targets
 
 
+def resolve_background(
+    data: AnnotatedData, settings: TrainingSettings
+) -> tuple[TrainingSettings, BackgroundDecision | None]:
+    """``settings`` with the background decided from the data when it is "auto", and the decision (None when the
+    background was given)."""
+    if settings.background != "auto":
+        return settings, None
+    decision = detect_background(data, settings.seed)
+    return replace(settings, background=decision.background), decision
+
+
 def make_synthesizer(data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
     """The synthesizer that training with ``settings`` uses (background, seed, copies)."""
     return FieldSynthesizer(
@@ -186,6 +198,7 @@ class TrainingResult:
     out_of_time: bool = False  #: stopped by the time budget (max_minutes)
     seconds: float = 0.0
     device: str = "cpu"
+    optimizer_state: dict | None = None  #: Adam's state at the end (to continue training)
 
     def summary(self) -> dict:
         return {
@@ -212,22 +225,22 @@ def _evaluate(model: MIRO, graphs: list[PreparedGraph], settings: TrainingSettin
         losses = []
         for graph in graphs:
             batch, targets = collate([graph], device)
-            outputs = model(batch)
-            losses.append(
-                float(
-                    miro_loss(
-                        outputs,
-                        targets,
-                        batch.edge_index,
-                        settings.alpha,
-                        settings.beta,
-                        settings.displacement_loss,
-                        settings.fine_step,
-                    )
-                )
-            )
+            losses.append(float(_loss(model(batch), targets, batch, settings)))
     model.train()
     return float(np.mean(losses))
+
+
+def _loss(outputs, targets: dict[str, torch.Tensor], batch: GraphBatch, settings: TrainingSettings) -> torch.Tensor:
+    """The MIRO loss of a batch with the recipe's weights."""
+    return miro_loss(
+        outputs,
+        targets,
+        batch.edge_index,
+        settings.alpha,
+        settings.beta,
+        settings.displacement_loss,
+        settings.fine_step,
+    )
 
 
 def _optimizer_step(
@@ -242,15 +255,7 @@ def _optimizer_step(
     batch, targets = collate(graphs, device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
         outputs = model(batch)
-    loss = miro_loss(
-        outputs,
-        targets,
-        batch.edge_index,
-        settings.alpha,
-        settings.beta,
-        settings.displacement_loss,
-        settings.fine_step,
-    )
+    loss = _loss(outputs, targets, batch, settings)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -280,6 +285,7 @@ def train(
     initial_model: MIRO | None = None,
     checkpoint_minutes: Sequence[float] = (),
     on_checkpoint: Callable[[dict], None] | None = None,
+    optimizer_state: dict | None = None,
 ) -> TrainingResult:
     """Train MIRO from annotated clusters.
 
@@ -298,8 +304,10 @@ def train(
             the state dict of the best model so far
             (what a stop at that moment would return), e.g. to show a first result early or to measure
             accuracy against time. Time spent in ``on_checkpoint`` does not count against ``max_minutes``.
+        optimizer_state: Adam's state from an earlier run (``TrainingResult.optimizer_state``) to continue it,
+            e.g. when pre-training resumes from a checkpoint.
     """
-    settings = settings or PRESETS["compact"]
+    settings, _ = resolve_background(data, settings or PRESETS["compact"])
     torch.manual_seed(settings.seed)
     target_device = resolve_device(device)
     stop = should_stop or (lambda: False)
@@ -319,6 +327,8 @@ def train(
     model = model.to(target_device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     total_steps = settings.optimizer_steps  # None: until max_minutes or a stop
     if total_steps is None and settings.max_minutes is None:
         raise ValueError("give optimizer_steps or max_minutes: training needs an end")
@@ -394,6 +404,7 @@ def train(
         validate(step)  # where we stopped, so that the last steps count when choosing the best model
     if step == 0 and initial_model is None:
         raise TrainingCancelled("training was stopped before its first step; no model was kept")
+    result.optimizer_state = optimizer.state_dict()
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - start

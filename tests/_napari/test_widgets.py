@@ -76,10 +76,10 @@ def _annotate(viewer, label: int = 3, class_name: str = "ring"):
 def _train(qtbot, viewer, minutes: float = 0.05) -> TrainWidget:
     widget = TrainWidget(viewer)
     assert widget.preset.currentText() == "compact"  # the default suits a CPU
-    assert widget.settings().background == "uniform"
+    assert widget.settings().background == "auto"  # decided from the data when training starts
     widget.background.setCurrentText("blinking")
     assert widget.settings().background == "blinking"
-    widget.background.setCurrentText("uniform")
+    widget.background.setCurrentText("auto")
     widget.device.setCurrentText("cpu")
     widget.minutes.setValue(minutes)
     worker = widget.start()
@@ -115,6 +115,8 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     assert MODEL_KEY in source.metadata
     assert trainer.train_button.text() == "Train"
     assert trainer._losses and "model:" in trainer.status.text()
+    assert "uniform background" in trainer.status.text()  # what "auto" decided, and why
+    assert any("Decided: uniform background" in message for message in messages["info"]), messages["info"]
     # a first model came while training went on, with a preview of its clusters (refreshed with the final one)
     assert any("First MIRO model" in message for message in messages["info"]), messages["info"]
     qtbot.waitUntil(lambda: "rings preview" in rings_viewer.layers, timeout=30_000)

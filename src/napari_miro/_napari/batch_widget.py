@@ -132,6 +132,7 @@ class BatchWidget(QWidget):
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self.refresh_models)
         self.worker = None
+        self._progress = None  #: napari.utils.progress while a batch runs
         self._stop = threading.Event()
         self.result = None
         self.refresh_models()
@@ -230,6 +231,9 @@ class BatchWidget(QWidget):
         relay.started.connect(self._on_started)
         self._relay = relay
         self.progress_bar.setValue(0)
+        from napari.utils import progress
+
+        self._progress = progress(total=0, desc="MIRO batch (files)")  # napari's activity dock
         self.run_button.setText("Stop")
         self.status.setText("starting Dask workers...")
         self.worker = start_worker(
@@ -258,12 +262,19 @@ class BatchWidget(QWidget):
 
     def _on_started(self, info: dict) -> None:
         self.progress_bar.setRange(0, info["files"])
+        if self._progress is not None:
+            self._progress.total = info["files"]
+            self._progress.refresh()
         dashboard = f"; Dask dashboard: {info['dashboard']}" if info["dashboard"] else ""
         self.status.setText(f"{info['files']} file(s) on {info['workers']} worker(s){dashboard}")
 
     def _on_progress(self, done: int, total: int, status: str) -> None:
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
+        if self._progress is not None:
+            self._progress.total = total
+            self._progress.n = done
+            self._progress.refresh()
         failed = " (a file failed: see the report)" if status == FAILED else ""
         self.status.setText(f"{done} / {total} files{failed}")
 
@@ -279,6 +290,9 @@ class BatchWidget(QWidget):
     def _on_finished(self) -> None:
         self.worker = None
         self.run_button.setText("Run batch")
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
     # results ---------------------------------------------------------------------------------------------
     def show_statistics(self, statistics) -> None:

@@ -84,9 +84,10 @@ class TrainWidget(QWidget):
             "rings or nanoclusters from the annotated clusters' shape; none trains from scratch"
         )
         self.background = QComboBox()
-        self.background.addItems(["uniform", "blinking"])
+        self.background.addItems(["auto", "uniform", "blinking"])
         self.background.setToolTip(
-            "the background of the synthetic training fields: uniform (one localization per molecule, e.g. "
+            "the background of the synthetic training fields: auto (decided from your data and shown when training "
+            "ends), uniform (one localization per molecule, e.g. "
             "merged or ground-truth tables) or blinking (each molecule gives several localizations close "
             "together, as in raw dSTORM / PALM tables; the copies of the annotated clusters are then re-made "
             "as new blinking molecules too, and none is smaller than the clumps the background makes by chance)"
@@ -336,7 +337,8 @@ class TrainWidget(QWidget):
         if f"{layer.name} preview" in self.viewer.layers:
             self.preview_clusters(layer, trained)
         stopped = " (stopped early; the best model so far is kept)" if run.stopped_early else ""
-        notify_info(f"MIRO trained on '{layer.name}' in {run.seconds:.0f} s{stopped}.")
+        decided = f" Decided: {clusterer.background_decision_.reason}." if clusterer.background_decision_ else ""
+        notify_info(f"MIRO trained on '{layer.name}' in {run.seconds:.0f} s{stopped}.{decided}")
         self._show_model()
         self.draw_loss()
 
@@ -363,6 +365,7 @@ class TrainWidget(QWidget):
             f"suggested eps {s.eps_nm:g} nm, min_samples {s.min_samples}"
             + (f"; classes: {', '.join(s.class_names[1:])}" if s.class_names else "")
             + (f". {note}" if (note := tuning_note(trained)) else "")
+            + (f". {decision['reason']}" if (decision := info.get("background_decision")) else "")
         )
 
     # files -----------------------------------------------------------------------------------------------

@@ -1,163 +1,103 @@
-"""Inference and clustering: tiling invariance, DBSCAN labels, classes and nesting, model files."""
+"""DBSCAN's parameters tuned on synthetic fields, and re-tuned for the clusters found in the annotated field."""
 
 from __future__ import annotations
 
-import json
-import pickle
-
 import numpy as np
 import pytest
-import torch
 
 from napari_miro import metrics, simulate
-from napari_miro.inference import _mode_class, _nest, cluster_points, collapse, dbscan_labels
-from napari_miro.model import MIRO, MIROConfig
-from napari_miro.model_file import MIROSettings, ModelFileError, TrainedMIRO
+from napari_miro.annotations import AnnotatedData
+from napari_miro.estimator import MIROClusterer
+from napari_miro.inference import dbscan_labels
+from napari_miro.synthesis import FieldSynthesizer
 
 
-def test_results_do_not_depend_on_where_tiles_fall(trained_rings, rings_field):
-    trained, _ = trained_rings
-    positions = rings_field[["x", "y"]].to_numpy()
-    tile = 1000.0  # several tiles over the 3 um field
-    first = collapse(trained, positions, tile_nm=tile, tile_origin=np.array([0.0, 0.0]))
-    second = collapse(trained, positions, tile_nm=tile, tile_origin=np.array([-437.0, -611.0]))
-    whole = collapse(trained, positions, tile_nm=10_000.0)
-    moved = np.hypot(*(first.positions - second.positions).T)
-    assert np.median(moved) < 5.0  # nm; the displacements themselves are ~100 nm
-    labels = [
-        dbscan_labels(c.positions, trained.settings.eps_nm, trained.settings.min_samples)
-        for c in (first, second, whole)
-    ]
-    assert metrics.ari(labels[0], labels[1]) > 0.9
-    assert metrics.ari(labels[0], labels[2]) > 0.9
+def _field_of_gaussian_clusters(annotated_size: int, other_sizes: list[int], seed: int = 0) -> AnnotatedData:
+    """Tight Gaussian clusters (sigma 10 nm) 500 nm apart on a row; the first (``annotated_size``) is annotated."""
+    rng = np.random.default_rng(seed)
+    sizes = [annotated_size, *other_sizes]
+    positions = np.concatenate([rng.normal((500.0 * i, 0.0), 10.0, (n, 2)) for i, n in enumerate(sizes)])
+    labels = np.repeat(np.arange(1, len(sizes) + 1), sizes)
+    return AnnotatedData.from_labels(positions, labels, which=[1])
 
 
-def test_every_point_gets_one_prediction_in_batches(trained_rings, rings_field):
-    trained, _ = trained_rings
-    positions = rings_field[["x", "y"]].to_numpy()
-    done = []
-    small_batches = collapse(
-        trained, positions, tile_nm=800.0, max_nodes_per_batch=500, progress=lambda d, t: done.append((d, t))
+def _dbscan_instead_of_miro(monkeypatch):
+    """MIRO + DBSCAN replaced by DBSCAN alone on the positions (clear clusters: the truth)."""
+    from types import SimpleNamespace
+
+    from napari_miro import tuning
+
+    def dbscan_alone(trained, positions):
+        return SimpleNamespace(labels=dbscan_labels(positions, 30, 3))
+
+    monkeypatch.setattr(tuning, "cluster_points", dbscan_alone)
+
+
+def test_the_fields_own_clusters_widen_the_tuning_copies_only_when_mostly_larger(monkeypatch):
+    from napari_miro.tuning import clusters_like_annotated, widest_copy_from_field
+
+    _dbscan_instead_of_miro(monkeypatch)
+    larger = _field_of_gaussian_clusters(20, [50] * 6 + [40, 60] + [400])  # 400: more than 4x, not like it
+    found = clusters_like_annotated(None, larger)
+    assert sorted(len(members) for members in found) == [40] + [50] * 6 + [60]
+    assert all(np.isin(members, larger.clusters[0], invert=True).all() for members in found)
+    widest, record = widest_copy_from_field(None, larger)
+    assert record == {"found_clusters": 8, "found_median_size": 2.5}
+    assert widest == pytest.approx(np.quantile([2.0] + [2.5] * 6 + [3.0], 0.9))
+    alike = _field_of_gaussian_clusters(20, [18, 20, 22, 20, 25, 19])
+    assert widest_copy_from_field(None, alike) == (None, {"found_clusters": 6, "found_median_size": 1.0})
+    too_few = _field_of_gaussian_clusters(20, [50] * 4)
+    assert widest_copy_from_field(None, too_few) == (None, {"found_clusters": 4})
+    lonely = _field_of_gaussian_clusters(20, [])
+    spread = np.random.default_rng(1).normal((1000.0, 0.0), 80.0, (50, 2))  # 50 points, 8x the radius
+    with_spread = AnnotatedData(np.concatenate([lonely.positions, spread]), lonely.clusters)
+    assert clusters_like_annotated(None, with_spread) == []
+
+
+def test_a_large_field_is_searched_for_clusters_around_the_annotated_one(monkeypatch):
+    from napari_miro import tuning
+
+    _dbscan_instead_of_miro(monkeypatch)
+    monkeypatch.setattr(tuning, "FOUND_MAX_POINTS", 20 + 3 * 50)
+    data = _field_of_gaussian_clusters(20, [50] * 8)
+    found = tuning.clusters_like_annotated(None, data)
+    centres = sorted(round(data.positions[members, 0].mean(), -2) for members in found)  # indices into the field
+    assert centres == [500, 1000, 1500] and all(len(members) == 50 for members in found)  # the three nearest
+
+
+def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it(monkeypatch, small_settings):
+    from napari_miro import tuning
+    from napari_miro.tuning import tuning_note
+
+    _dbscan_instead_of_miro(monkeypatch)
+    tuned_on = []
+
+    def record_tuning(trained, synthesizer, settings):
+        tuned_on.append(list(synthesizer.copy_size_ranges))
+        return {"eps_nm": 10.0 + len(tuned_on), "min_samples": 3 + len(tuned_on)}
+
+    monkeypatch.setattr(tuning, "tune_dbscan", record_tuning)
+    data = _field_of_gaussian_clusters(20, [50] * 6, seed=2)
+    clusterer = MIROClusterer(recipe=small_settings(optimizer_steps=2), device="cpu").fit(data)
+    trained, result = clusterer.model_, clusterer.training_
+    (low, high), (wide_low, wide_high) = tuned_on[0][0], tuned_on[1][0]
+    assert high == FieldSynthesizer.COPY_SIZE_MAX and wide_low == low and wide_high == pytest.approx(2.5)
+    assert result.fields.synthesizer.copy_size_ranges == tuned_on[0]  # the training's own fields are left alone
+    assert (trained.settings.eps_nm, trained.settings.min_samples) == (11.0, 5)  # eps kept, min_samples re-tuned
+    tuning = trained.settings.training["tuning"]
+    assert tuning["found_clusters"] == 6 and tuning["copies_up_to"] == pytest.approx(2.5)
+    assert tuning_note(trained) == (
+        "min_samples tuned on copies up to 2.5x the annotated cluster: the 6 clusters like it found in the field "
+        "hold 2.5x its localizations (median)"
     )
-    one_batch = collapse(trained, positions, tile_nm=800.0, max_nodes_per_batch=10**9)
-    np.testing.assert_allclose(small_batches.positions, one_batch.positions, atol=1e-4)
-    assert done[-1][0] == done[-1][1] and len(done) > 1
-    assert np.isfinite(small_batches.positions).all()
-
-
-def test_collapse_can_be_stopped(trained_rings, rings_field):
-    trained, _ = trained_rings
-    with pytest.raises(InterruptedError):
-        collapse(trained, rings_field[["x", "y"]].to_numpy(), should_stop=lambda: True)
-
-
-def test_dbscan_labels_start_at_one_and_zero_is_noise():
-    points = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [100.0, 100.0]])
-    labels = dbscan_labels(points, 2.0, 3)
-    assert labels.tolist() == [1, 1, 1, 0]
-    with pytest.raises(ValueError, match="eps"):
-        dbscan_labels(points, 0.0, 3)
-    assert dbscan_labels(np.zeros((0, 2)), 1.0, 2).shape == (0,)
-
-
-def test_class_of_a_cluster_is_the_mode_of_its_points():
-    labels = np.array([1, 1, 1, 2, 2, 0])
-    classes = np.array([2, 2, 1, 0, 0, 1])
-    assert _mode_class(labels, classes) == {1: 2, 2: 0}
-
-
-def test_fine_clusters_are_nested_in_coarse_ones():
-    coarse = np.array([1, 1, 1, 1, 2, 2, 0])
-    fine = np.array([5, 5, 7, 7, 7, 9, 9])
-    nested = _nest(fine, coarse)
-    # fine 7 mostly in coarse 1: its point in coarse 2 is dropped; fine 9 lies half outside any coarse cluster
-    assert nested.tolist() == [1, 1, 2, 2, 0, 3, 0]
-
-
-def test_model_file_round_trip(trained_rings, rings_field, tmp_path):
-    trained, _ = trained_rings
-    path = trained.save(tmp_path / "rings.safetensors")
-    loaded = TrainedMIRO.load(path)
-    assert loaded.settings == trained.settings
-    assert loaded.model.config == trained.model.config
-    for a, b in zip(trained.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
-        torch.testing.assert_close(a.cpu(), b)
-    positions = rings_field[["x", "y"]].to_numpy()
-    np.testing.assert_array_equal(cluster_points(trained, positions).labels, cluster_points(loaded, positions).labels)
-    assert loaded.settings.training["optimizer_steps"] > 0
-
-
-def test_a_pickle_crafted_to_run_code_is_refused_without_running_it(tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Exploit:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    path = tmp_path / "evil.safetensors"
-    path.write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(ModelFileError, match="not a napari-miro model file"):
-        TrainedMIRO.load(path)
-    assert not marker.exists()
-
-
-def test_corrupt_and_foreign_files_give_clear_errors(tmp_path):
-    from safetensors.torch import save_file
-
-    with pytest.raises(ModelFileError, match="no such model file"):
-        TrainedMIRO.load(tmp_path / "missing.safetensors")
-    corrupt = tmp_path / "corrupt.safetensors"
-    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    with pytest.raises(ModelFileError, match="not a napari-miro model file"):
-        TrainedMIRO.load(corrupt)
-    foreign = tmp_path / "foreign.safetensors"
-    save_file({"weight": torch.zeros(3)}, str(foreign))
-    with pytest.raises(ModelFileError, match="not a napari-miro model"):
-        TrainedMIRO.load(foreign)
-    damaged = tmp_path / "damaged.safetensors"
-    model = MIRO(MIROConfig(hidden=8, steps=2))
-    metadata = {
-        "format": "napari-miro-model",
-        "format_version": "1",
-        "network": json.dumps({"hidden": 16, "steps": 2}),
-        "settings": json.dumps({"delta_nm": 100.0}),
-    }
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(damaged), metadata=metadata)
-    with pytest.raises(ModelFileError, match="damaged"):
-        TrainedMIRO.load(damaged)
-    newer = tmp_path / "newer.safetensors"
-    metadata.update(format_version="99")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(newer), metadata=metadata)
-    with pytest.raises(ModelFileError, match="newer"):
-        TrainedMIRO.load(newer)
-
-
-def test_classes_and_multiscale_outputs_reach_the_result():
-    torch.manual_seed(0)
-    model = MIRO(MIROConfig(hidden=8, steps=4, n_classes=3, fine_step=1))
-    trained = TrainedMIRO(
-        model, MIROSettings(delta_nm=100.0, field_size_nm=1000.0, class_names=["background", "ring", "spot"])
+    tuned_on.clear()
+    kept = (
+        MIROClusterer(recipe=small_settings(optimizer_steps=2, tune_on_found_sizes=False), device="cpu")
+        .fit(data)
+        .model_
     )
-    positions = np.random.default_rng(0).uniform(0, 1000, (300, 2))
-    result = cluster_points(trained, positions, eps_nm=50.0, min_samples=3)
-    assert result.point_class is not None and result.point_class.shape == (300,)
-    assert result.fine_labels is not None and result.fine_labels.shape == (300,)
-    assert set(result.cluster_class) == set(np.unique(result.labels[result.labels > 0]).tolist())
-    assert ((result.fine_labels == 0) | (result.labels > 0)).all()  # fine clusters only inside coarse ones
-
-
-def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rings, rings_field):
-    from dataclasses import replace as replace_settings
-
-    trained, _ = trained_rings
-    positions = rings_field[["x", "y"]].to_numpy()
-    once = collapse(trained, positions)
-    twice_model = type(trained)(trained.model, replace_settings(trained.settings, passes=2))
-    twice = collapse(twice_model, positions)
-    again = collapse(trained, once.positions)
-    np.testing.assert_allclose(twice.positions, again.positions, atol=1e-9)
-    np.testing.assert_allclose(twice.displacement, positions - again.positions, atol=1e-9)
-    assert not np.allclose(twice.positions, once.positions)
+    assert len(tuned_on) == 1 and (kept.settings.eps_nm, kept.settings.min_samples) == (11.0, 4)
+    assert tuning_note(kept) == ""
 
 
 def test_tuning_objective_with_ari_c_refuses_parameters_that_split_clusters():

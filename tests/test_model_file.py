@@ -1,0 +1,72 @@
+"""The model file: round trip, and hostile files refused without running them."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_miro.inference import cluster_points
+from napari_miro.model import MIRO, MIROConfig
+from napari_miro.model_file import ModelFileError, TrainedMIRO
+
+
+def test_model_file_round_trip(trained_rings, rings_field, tmp_path):
+    trained, _ = trained_rings
+    path = trained.save(tmp_path / "rings.safetensors")
+    loaded = TrainedMIRO.load(path)
+    assert loaded.settings == trained.settings
+    assert loaded.model.config == trained.model.config
+    for a, b in zip(trained.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a.cpu(), b)
+    positions = rings_field[["x", "y"]].to_numpy()
+    np.testing.assert_array_equal(cluster_points(trained, positions).labels, cluster_points(loaded, positions).labels)
+    assert loaded.settings.training["optimizer_steps"] > 0
+
+
+def test_a_pickle_crafted_to_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(ModelFileError, match="not a napari-miro model file"):
+        TrainedMIRO.load(path)
+    assert not marker.exists()
+
+
+def test_corrupt_and_foreign_files_give_clear_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(ModelFileError, match="no such model file"):
+        TrainedMIRO.load(tmp_path / "missing.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(ModelFileError, match="not a napari-miro model file"):
+        TrainedMIRO.load(corrupt)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    with pytest.raises(ModelFileError, match="not a napari-miro model"):
+        TrainedMIRO.load(foreign)
+    damaged = tmp_path / "damaged.safetensors"
+    model = MIRO(MIROConfig(hidden=8, steps=2))
+    metadata = {
+        "format": "napari-miro-model",
+        "format_version": "1",
+        "network": json.dumps({"hidden": 16, "steps": 2}),
+        "settings": json.dumps({"delta_nm": 100.0}),
+    }
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(damaged), metadata=metadata)
+    with pytest.raises(ModelFileError, match="damaged"):
+        TrainedMIRO.load(damaged)
+    newer = tmp_path / "newer.safetensors"
+    metadata.update(format_version="99")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(newer), metadata=metadata)
+    with pytest.raises(ModelFileError, match="newer"):
+        TrainedMIRO.load(newer)
