@@ -14,7 +14,7 @@ from napari_miro.density import (
 )
 from napari_miro.geometry import radius_of_gyration
 from napari_miro.recipe import PRESETS
-from napari_miro.synthesis import FieldSynthesizer
+from napari_miro.synthesis import COPY_SIZE_MIN, FieldSynthesizer
 from napari_miro.training import make_synthesizer
 
 
@@ -145,11 +145,13 @@ def test_copies_can_be_remade_as_new_blinking_molecules():
     ]  # seeded
     assert FieldSynthesizer(data, **settings).copy_molecules
     assert not FieldSynthesizer(data, **{**settings, "background": "uniform"}).copy_molecules
-    from_settings = make_synthesizer(data, replace(PRESETS["compact"], **settings))
+    recipe = replace(PRESETS["compact"], background="blinking", seed=0, copy_jitter=0.25)
+    from_settings = make_synthesizer(data, recipe)
     assert from_settings.copy_molecules and from_settings.copy_size_ranges[0][1] == FieldSynthesizer.COPY_SIZE_MAX
-    assert from_settings.jitter == FieldSynthesizer(data, **settings).jitter  # copy_jitter 0.25, not the preset's
+    default_sizes = {**settings, "copy_size_min": COPY_SIZE_MIN}
+    assert from_settings.jitter == FieldSynthesizer(data, **default_sizes).jitter  # copy_jitter 0.25, not the preset's
     first = from_settings.field(np.random.default_rng(0)).positions
-    assert np.array_equal(first, FieldSynthesizer(data, **settings).field(np.random.default_rng(0)).positions)
+    assert np.array_equal(first, FieldSynthesizer(data, **default_sizes).field(np.random.default_rng(0)).positions)
     sizes = np.array([len(c) for c in remade])
     assert 0.7 < sizes.mean() / (1.1 * len(annotated)) < 1.3  # copies hold 1.0-1.2x, on average
     assert 0.75 < np.median([radius_of_gyration(c) for c in remade]) / radius_of_gyration(annotated) < 1.25

@@ -84,18 +84,15 @@ def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it
     assert high == FieldSynthesizer.COPY_SIZE_MAX and wide_low == low and wide_high == pytest.approx(2.5)
     assert result.fields.synthesizer.copy_size_ranges == tuned_on[0]  # the training's own fields are left alone
     assert (trained.settings.eps_nm, trained.settings.min_samples) == (11.0, 5)  # eps kept, min_samples re-tuned
-    tuning = trained.settings.training["tuning"]
-    assert tuning["found_clusters"] == 6 and tuning["copies_up_to"] == pytest.approx(2.5)
+    record = trained.settings.training["tuning"]
+    assert record["found_clusters"] == 6 and record["copies_up_to"] == pytest.approx(2.5)
     assert tuning_note(trained) == (
         "min_samples tuned on copies up to 2.5x the annotated cluster: the 6 clusters like it found in the field "
         "hold 2.5x its localizations (median)"
     )
     tuned_on.clear()
-    kept = (
-        MIROClusterer(recipe=small_settings(optimizer_steps=2, tune_on_found_sizes=False), device="cpu")
-        .fit(data)
-        .model_
-    )
+    monkeypatch.setattr(tuning, "RETUNE_ON_FOUND_SIZES", False)
+    kept = MIROClusterer(recipe=small_settings(optimizer_steps=2), device="cpu").fit(data).model_
     assert len(tuned_on) == 1 and (kept.settings.eps_nm, kept.settings.min_samples) == (11.0, 4)
     assert tuning_note(kept) == ""
 

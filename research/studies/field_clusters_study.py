@@ -7,11 +7,11 @@ there that look like the annotated one (``napari_miro.tuning.clusters_like_annot
 localizations, radius of gyration at most 3x its own, not overlapping it). Then, per tuning seed, DBSCAN is tuned
 again on fresh synthetic fields and scored on 10 benchmark FOVs the model never saw:
 
-- ``default``: fields from the annotated cluster alone (``tune_on_found_sizes`` off; the baseline of the others);
+- ``default``: fields from the annotated cluster alone (re-tuning off; the baseline of the others);
 - ``sizes``: the same fields, but copies as large as the 90th percentile (``--quantile``) of the found clusters'
   sizes, eps and min_samples both from them;
 - ``samples``: eps from ``default``'s tuning, min_samples the larger of ``default``'s and ``sizes``' (same seed):
-  what training does (``tune_on_found_sizes``) where the line printed first says that its rule re-tunes (the
+  what training does (``tuning.RETUNE_ON_FOUND_SIZES``) where the line printed first says that its rule re-tunes (the
   found clusters' median size at least 1.75x the annotated one's), forced here;
 - ``copies``: the found clusters also copied into the fields (pseudo-labels, shapes and sizes);
 - ``finetune`` / ``control``: ``--steps`` more optimizer steps with / without the found clusters as annotations
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from paper_table import annotations, fields_of
 from time_to_accuracy import score
 
+from napari_miro import tuning
 from napari_miro.annotations import AnnotatedData, median_size
 from napari_miro.estimator import MIROClusterer, package_model
 from napari_miro.model_file import TrainedMIRO
@@ -49,12 +50,13 @@ CACHE = Path(__file__).resolve().parent.parent / ".bench_cache" / "field_cluster
 
 def trained_model(setting: str, seed: int, data: AnnotatedData, cluster: int = 1) -> TrainedMIRO:
     """The single-shot model for this setting, seed and annotated cluster, DBSCAN tuned on copies of the annotated
-    cluster alone (``tune_on_found_sizes`` off: the study's baseline); trained once, then read from the cache."""
+    cluster alone (re-tuning off: the baseline); trained once, then read from the cache."""
     suffix = "" if cluster == 1 else f"_cluster{cluster}"
     path = CACHE / f"{setting.replace('/', '_')}_{seed}{suffix}.safetensors"
     if not path.exists():
         background = "blinking" if setting.startswith("blinking") else "uniform"
-        settings = replace(PRESETS["compact"], background=background, seed=seed, tune_on_found_sizes=False)
+        tuning.RETUNE_ON_FOUND_SIZES = False  # the study's baseline: min_samples from the annotated copies alone
+        settings = replace(PRESETS["compact"], background=background, seed=seed)
         trained = MIROClusterer(recipe=settings, device="cpu").fit(data).model_
         path.parent.mkdir(parents=True, exist_ok=True)
         trained.save(path)
@@ -107,7 +109,6 @@ def main() -> None:
                 delta_nm=model.settings.delta_nm,
                 unit_nm=model.settings.displacement_unit_nm,
                 optimizer_steps=args.steps,
-                tune_on_found_sizes=False,
                 seed=seed + 100,
             )
             annotated = with_found if mode == "finetune" else data

@@ -52,19 +52,13 @@ class TrainingSettings:
     n_fields: int = 192  #: training fields made up front (augmented further at each step)
     n_validation_fields: int = 8
     background: str = "auto"  #: one of BACKGROUNDS ("auto": napari_miro.density.detect_background decides)
-    copy_size_min: float = 0.3  #: the smallest copy of an annotated cluster, over its localizations
-    copy_size_floor: int = 5  #: and never fewer localizations than this (or than the cluster, when smaller)
-    copy_jitter: float = 0.75  #: the copies' Gaussian jitter, over the cluster's median nearest-neighbour distance
-    copy_molecules: bool | None = None  #: copies re-made as new blinking molecules (None: with a blinking background)
-    #: copies at least as large as the background's chance clumps (None: with a blinking background)
-    copy_background_floor: bool | None = None
+    #: the copies' Gaussian jitter, over the annotated cluster's median nearest-neighbour distance (pre-training
+    #: on hundreds of simulated clusters uses less: the copies vary enough without it)
+    copy_jitter: float = 0.75
     # DBSCAN's tuning and inference
     #: what DBSCAN's eps / min_samples maximise on synthetic fields: "ari", "ari+ari_c" or "ari+ari_c+ji_c"
     tuning_objective: str = "ari"
     n_tuning_fields: int = 16  #: fresh synthetic fields DBSCAN is tuned on
-    #: re-tune min_samples when the clusters the model finds in the annotated field are mostly larger than the
-    #: annotated ones (:func:`napari_miro.tuning.widest_copy_from_field`)
-    tune_on_found_sizes: bool = True
     passes: int = 1  #: inference: times the network is applied (each on the previous pass's output)
     seed: int = 0  #: seed of every random step
 

@@ -21,8 +21,12 @@ from napari_miro.density import background_clump_size, background_density_factor
 from napari_miro.geometry import max_extent, median_nearest_neighbour
 from napari_miro.recipe import TrainingSettings
 
-__all__ = ["MAX_POINTS_PER_FIELD", "FieldSynthesizer", "SyntheticField"]
+__all__ = ["COPY_SIZE_FLOOR", "COPY_SIZE_MIN", "MAX_POINTS_PER_FIELD", "FieldSynthesizer", "SyntheticField"]
 
+#: the smallest copy of an annotated cluster, over its localizations: real clusters beside it are often smaller
+COPY_SIZE_MIN = 0.3
+#: copies never hold fewer localizations than this (or than the annotated cluster, when it is smaller)
+COPY_SIZE_FLOOR = 5
 #: a synthetic field holds about this many localizations at most (its side shrinks to fit)
 MAX_POINTS_PER_FIELD = 4000
 
@@ -49,8 +53,8 @@ class FieldSynthesizer:
         data: AnnotatedData,
         background: str = "uniform",
         seed: int = 0,
-        copy_size_min: float = TrainingSettings.copy_size_min,
-        copy_size_floor: int = TrainingSettings.copy_size_floor,
+        copy_size_min: float = COPY_SIZE_MIN,
+        copy_size_floor: int = COPY_SIZE_FLOOR,
         copy_jitter: float = TrainingSettings.copy_jitter,
         copy_molecules: bool | None = None,
         copy_background_floor: bool | None = None,

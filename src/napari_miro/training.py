@@ -148,16 +148,7 @@ def resolve_background(
 
 def make_synthesizer(data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
     """The synthesizer that training with ``settings`` uses (background, seed, copies)."""
-    return FieldSynthesizer(
-        data,
-        settings.background,
-        settings.seed,
-        settings.copy_size_min,
-        settings.copy_size_floor,
-        settings.copy_jitter,
-        settings.copy_molecules,
-        settings.copy_background_floor,
-    )
+    return FieldSynthesizer(data, settings.background, settings.seed, copy_jitter=settings.copy_jitter)
 
 
 def make_training_fields(

@@ -51,6 +51,9 @@ TUNING_OBJECTIVES = ("ari", "ari+ari_c", "ari+ari_c+ji_c")
 #: Scores of the DBSCAN tuning this close to the best count as equal: the larger min_samples is kept.
 TUNING_TOLERANCE = 0.01
 
+#: after tuning, cluster the annotated field and re-tune min_samples when the clusters found there like the annotated
+#: ones are mostly larger (one small annotated cluster otherwise sets min_samples too low for its neighbours)
+RETUNE_ON_FOUND_SIZES = True
 #: clusters found in the field like the annotated ones: their localizations over the annotated clusters' median
 FOUND_SIZE_RANGE = (0.5, 4.0)
 FOUND_MAX_RADIUS = 3.0  #: ... and their radius of gyration over the annotated clusters' median radius, at most
@@ -261,12 +264,12 @@ def tune_model(
     trained: TrainedMIRO, data: AnnotatedData, synthesizer: FieldSynthesizer, settings: TrainingSettings
 ) -> dict:
     """Tune DBSCAN for ``trained`` on fresh synthetic fields and write the parameters into its settings; then,
-    with ``settings.tune_on_found_sizes`` (one-scale models), re-tune min_samples on copies as large as the
+    with RETUNE_ON_FOUND_SIZES (one-scale models), re-tune min_samples on copies as large as the
     clusters it finds in the annotated field when those are mostly larger (eps kept; the larger min_samples
     wins). Returns what was tuned and found, as recorded in ``trained.settings.training["tuning"]``."""
     suggestion = tune_dbscan(trained, synthesizer, settings)
     _apply_tuning(trained, suggestion)
-    if settings.tune_on_found_sizes and data.fine_labels is None:
+    if RETUNE_ON_FOUND_SIZES and data.fine_labels is None:
         widest, found = widest_copy_from_field(trained, data)
         suggestion = {**suggestion, **found}
         if widest is not None:

@@ -232,10 +232,12 @@ def model_mismatch(viewer, layer, trained) -> str | None:
 
 def _cluster_job(table, trained, eps, samples, compare):
     """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked."""
-    from napari_miro.inference import cluster_table, dbscan_labels
+    from napari_miro.estimator import MIROClusterer
+    from napari_miro.inference import dbscan_labels
     from napari_miro.stats import cluster_statistics
 
-    output, statistics, result = cluster_table(table, trained, eps, samples)
+    clusterer = MIROClusterer.from_model(trained, eps_nm=eps, min_samples=samples, device="cpu")
+    output, statistics, result = clusterer.cluster_table(table)
     baseline = baseline_statistics = None
     if compare:
         xy = table[["x", "y"]].to_numpy()

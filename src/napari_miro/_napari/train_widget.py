@@ -304,8 +304,6 @@ class TrainWidget(QWidget):
 
     def preview_clusters(self, layer, trained):
         """Cluster the layer with ``trained`` in a worker and show the labels in a '<layer> preview' layer."""
-        from napari_miro.inference import cluster_points
-
         from .cluster_widget import label_colours
         from .session import PREVIEW_KEY, layer_xy
 
@@ -329,7 +327,8 @@ class TrainWidget(QWidget):
                 )  # fmt: skip
             self.status.setText(self.status.text().split(" | ")[0] + f" | preview: {clusters} clusters")
 
-        return start_worker(cluster_points, trained, xy, on_result=show, doing="The preview")
+        clusterer = MIROClusterer.from_model(trained, device="cpu")
+        return start_worker(clusterer.cluster, xy, on_result=show, doing="The preview")
 
     def _on_trained(self, layer, clusterer: MIROClusterer) -> None:
         trained, run = clusterer.model_, clusterer.training_
