@@ -292,11 +292,11 @@ def detect_background(data: AnnotatedData, seed: int = 0) -> BackgroundDecision:
         points = background_points(density, side, background, rng)
         inside = np.all((points > radius) & (points < side - radius), axis=1)
         references[background] = _closeness(points, radius, threshold, inside)
-    scores = []
+    scores, spread = [], {}
     for measure in ("fraction", "count"):  # the fraction tells sparse fields apart, the count dense ones
         if not observed or not references["blinking"] or not references["uniform"]:
             break
-        uniform = max(references["uniform"][measure], observed[f"local {measure}"], 1e-3)
+        uniform = spread[measure] = max(references["uniform"][measure], observed[f"local {measure}"], 1e-3)
         blinking = references["blinking"][measure]
         if blinking < DETECTABLE_RATIO * max(references["uniform"][measure], 1e-3):
             continue
@@ -313,8 +313,8 @@ def detect_background(data: AnnotatedData, seed: int = 0) -> BackgroundDecision:
     background = "blinking" if score > 0.5 else "uniform"
     reason = (
         f"{background} background: {observed['fraction']:.0%} of the background-like localizations have another "
-        f"within {CLUMP_RADIUS_NM:g} nm ({observed['count']:.1f} on average); a uniform background would give "
-        f"{references['uniform']['fraction']:.0%} ({references['uniform']['count']:.1f}), blinking molecules "
+        f"within {CLUMP_RADIUS_NM:g} nm ({observed['count']:.1f} on average); single localizations spread as "
+        f"densely would give {spread['fraction']:.0%} ({spread['count']:.1f}), blinking molecules "
         f"{references['blinking']['fraction']:.0%} ({references['blinking']['count']:.1f})"
     )
     return BackgroundDecision(background, score, observed, references, reason)
