@@ -93,6 +93,19 @@ def test_cluster_with_explicit_dbscan_parameters(tmp_path, rings_csv, trained_ri
     assert read_localizations(out)["cluster"].max() == 0  # nothing is that dense
 
 
+def test_cluster_warns_when_the_file_is_at_another_scale(tmp_path, rings_csv, trained_rings, capsys):
+    trained, _ = trained_rings
+    model = trained.save(tmp_path / "m.safetensors")
+    table = read_localizations(rings_csv)
+    table[["x", "y"]] = table[["x", "y"]] / 1000  # micrometres written as nm
+    shrunk = tmp_path / "um.csv"
+    write_thunderstorm(table, shrunk)
+    capsys.readouterr()
+    assert main(["cluster", str(shrunk), "--model", str(model), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "are the coordinates in nm" in err
+
+
 def test_train_with_classes(tmp_path):
     df = simulate.shape_mixture(("spot", "ring"), n_per_shape=3, fov_nm=3000, seed=6)
     path = write_thunderstorm(df, tmp_path / "mix.csv")

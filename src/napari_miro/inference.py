@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from scipy.spatial import cKDTree
 from sklearn.cluster import DBSCAN
 
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
@@ -28,7 +29,22 @@ from napari_miro.model import batch_graphs
 from napari_miro.model_file import TrainedMIRO
 from napari_miro.stats import cluster_statistics
 
-__all__ = ["ClusterResult", "Collapsed", "cluster_points", "cluster_table", "collapse", "dbscan_labels"]
+__all__ = [
+    "ClusterResult",
+    "Collapsed",
+    "cluster_points",
+    "cluster_table",
+    "collapse",
+    "dbscan_labels",
+    "median_spacing",
+    "scale_mismatch",
+]
+
+#: localizations whose nearest neighbour is measured when estimating the spacing of a large field
+SPACING_SAMPLE = 20_000
+#: a field whose localizations lie this many times closer than the model's delta is at another scale (e.g. um read
+#: as nm): its whole field would become one graph component
+SPACING_TOO_FINE = 500.0
 
 
 @dataclass
@@ -153,6 +169,41 @@ def collapse(
     run_pending()
     fine_positions = positions - fine_displacement if fine_displacement is not None else None
     return Collapsed(positions - displacement, displacement, class_id, fine_positions)
+
+
+def median_spacing(positions: np.ndarray, seed: int = 0) -> float:
+    """Median distance (nm) from a localization to its nearest neighbour among ALL localizations, measured for at
+    most SPACING_SAMPLE of them (a random, seeded subset; the tree holds every localization, so the density and
+    with it the spacing are those of the whole field)."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    if len(positions) < 2:
+        return float("nan")
+    query = positions
+    if len(positions) > SPACING_SAMPLE:
+        chosen = np.random.default_rng(seed).choice(len(positions), SPACING_SAMPLE, replace=False)
+        query = positions[chosen]
+    distances, _ = cKDTree(positions).query(query, k=2)
+    return float(np.median(distances[:, 1]))
+
+
+def scale_mismatch(trained: TrainedMIRO, positions: np.ndarray) -> str | None:
+    """A sentence for people when the localizations are at another scale than the model was trained for, else
+    None: much sparser than its graph threshold delta (it would see almost no edges), or far denser (other units)."""
+    spacing = median_spacing(positions)
+    delta = trained.settings.delta_nm
+    if not np.isfinite(spacing):
+        return None
+    if spacing > delta:
+        return (
+            f"The model was trained with delta {delta:g} nm, but these localizations are {spacing:.3g} nm apart on "
+            "median: it would see almost no edges. Train a model on this data (or load one trained at this scale)."
+        )
+    if spacing * SPACING_TOO_FINE < delta:
+        return (
+            f"These localizations are {spacing:.3g} nm apart on median, {delta / max(spacing, 1e-12):.0f}x closer than "
+            f"the model's delta ({delta:g} nm): are the coordinates in nm? (um read as nm look like this.)"
+        )
+    return None
 
 
 def dbscan_labels(positions: np.ndarray, eps_nm: float, min_samples: int) -> np.ndarray:

@@ -203,21 +203,13 @@ class ClusterWidget(QWidget):
 
 def model_mismatch(viewer, layer, trained) -> str | None:
     """Why a model does not fit a layer (another scale, or other classes than the annotations now hold)."""
-    from scipy.spatial import cKDTree
+    from napari_miro.inference import scale_mismatch
 
     from .annotate_widget import read_annotations
     from .session import layer_xy
 
-    xy = layer_xy(layer)
-    sample = xy[:: max(1, len(xy) // 20000)]
-    spacing = float(np.median(cKDTree(sample).query(sample, k=2)[0][:, 1])) * np.sqrt(max(1, len(xy) // 20000))
-    delta = trained.settings.delta_nm
-    if spacing > delta:
-        return (
-            f"The model was trained with delta {delta:g} nm, but the localizations of '{layer.name}' are "
-            f"{spacing:.0f} nm apart on median: it would see almost no edges. Train a model on this data "
-            f"(or load one trained at this scale)."
-        )
+    if (mismatch := scale_mismatch(trained, layer_xy(layer))) is not None:
+        return f"'{layer.name}': {mismatch}"
     annotated = read_annotations(viewer, layer)
     names = sorted(set(annotated.classes)) if len(set(annotated.classes)) >= 2 else []
     model_names = list(trained.settings.class_names[1:])
