@@ -99,18 +99,6 @@ def test_a_second_pass_applies_the_network_to_the_first_passs_output(trained_rin
     assert not np.allclose(twice.positions, once.positions)
 
 
-def test_the_spacing_of_a_large_field_is_measured_against_all_its_localizations():
-    from scipy.spatial import cKDTree
-
-    from napari_miro.inference import SPACING_SAMPLE, median_spacing
-
-    rng = np.random.default_rng(0)
-    positions = rng.uniform(0, 20_000, (5 * SPACING_SAMPLE, 2))  # 1e5 localizations: a subset is queried
-    exact = float(np.median(cKDTree(positions).query(positions, k=2)[0][:, 1]))
-    assert median_spacing(positions) == pytest.approx(exact, rel=0.03)
-    assert median_spacing(positions[:SPACING_SAMPLE]) == pytest.approx(exact * np.sqrt(5), rel=0.05)
-
-
 def test_a_model_at_another_scale_is_named_in_plain_words(trained_rings, rings_field):
     from napari_miro.inference import scale_mismatch
 

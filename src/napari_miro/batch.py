@@ -81,12 +81,17 @@ def cluster_file(
 ) -> dict:
     """MIRO + DBSCAN on one localization file; writes the clustered table (ThunderSTORM CSV) and, when asked,
     the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, eps, min_samples).
-    The input file is never modified."""
+    A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
+    ``on_warning``. The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
+    from napari_miro.inference import scale_mismatch
 
     if Path(table_path).resolve() == Path(input_path).resolve():
         raise ValueError(f"{Path(input_path).name}: the output would overwrite the input; choose another output.")
     df = read_localizations(input_path, parameters.pixel_size_nm, on_warning=on_warning)
+    mismatch = scale_mismatch(trained, df[["x", "y"]].to_numpy())
+    if mismatch is not None and on_warning is not None:
+        on_warning(mismatch)
     clusterer = MIROClusterer.from_model(
         trained,
         eps_nm=parameters.eps_nm,

@@ -268,12 +268,8 @@ def _cluster(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_miro.batch import cluster_file
-    from napari_miro.inference import scale_mismatch
 
     trained = _load_model(args.model)
-    table = read_localizations(args.input, args.pixel_size, on_warning=lambda _: None)  # warned when clustering
-    if (mismatch := scale_mismatch(trained, table[["x", "y"]].to_numpy())) is not None:
-        print(f"warning: {mismatch}", file=sys.stderr)
     bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, disable=args.quiet, mininterval=1.0)
 
     def progress(done: int, total: int) -> None:

@@ -83,12 +83,20 @@ def background_neighbour_counts(
     chance alone gathers in the space of a cluster."""
     if density_per_nm2 <= 0:
         return np.ones(1)
-    side = max(10 * radius_nm, math.sqrt(20_000 / density_per_nm2))  # ~20,000 localizations
-    points = background_points(density_per_nm2, side, background, rng)
-    inner = points[np.all((points > radius_nm) & (points < side - radius_nm), axis=1)]  # no edge effects
-    if len(inner) == 0:
+    points, inside = _simulated_background(density_per_nm2, radius_nm, background, rng)
+    if not inside.any():
         return np.ones(1)
-    return cKDTree(points).query_ball_point(inner, radius_nm, return_length=True).astype(np.float64)
+    return cKDTree(points).query_ball_point(points[inside], radius_nm, return_length=True).astype(np.float64)
+
+
+def _simulated_background(
+    density_per_nm2: float, radius_nm: float, background: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A background alone (:func:`background_points`) of ~20,000 localizations, at least 10 radii wide, and which of
+    its localizations lie more than ``radius_nm`` from its edges (their neighbourhoods are whole)."""
+    side = max(10 * radius_nm, math.sqrt(20_000 / max(density_per_nm2, 1e-12)))
+    points = background_points(density_per_nm2, side, background, rng)
+    return points, np.all((points > radius_nm) & (points < side - radius_nm), axis=1)
 
 
 def background_clump_size(
@@ -247,15 +255,11 @@ class BackgroundDecision:
         return asdict(self)
 
 
-def _closeness(points: np.ndarray, radius_nm: float, threshold: float, kept: np.ndarray | None = None) -> dict:
-    """Of the background-like localizations (no more neighbours within ``radius_nm`` than ``threshold``): the
-    fraction with another within CLUMP_RADIUS_NM ("fraction") and their mean number of neighbours that close
-    ("count"), each also as expected from each one's local density 1-4 clump radii away if spread uniformly
-    ("local fraction", "local count"); empty when there are fewer than 20."""
-    tree = cKDTree(points)
-    sparse = tree.query_ball_point(points, radius_nm, return_length=True) <= threshold
-    if kept is not None:
-        sparse &= kept
+def _closeness(points: np.ndarray, sparse: np.ndarray) -> dict:
+    """Of the background-like localizations (``sparse``): the fraction with another within CLUMP_RADIUS_NM
+    ("fraction") and their mean number of neighbours that close ("count"), each also as expected from each one's
+    local density 1-4 clump radii away if spread uniformly ("local fraction", "local count"); empty when there are
+    fewer than 20."""
     background = points[sparse]
     if len(background) < 20:
         return {}
@@ -282,16 +286,15 @@ def detect_background(data: AnnotatedData, seed: int = 0) -> BackgroundDecision:
     neighbours: the sparse edges of large structures); the nearer one on a log scale wins. When the two references
     are too alike to tell (tiny annotated clusters, whose threshold counts every clump as clustered), or there are
     fewer than 20 background-like localizations, the uniform background is kept and the reason says so."""
-    radius, _, threshold = data.local_density
-    observed = _closeness(data.positions, radius, threshold)
+    radius, local, threshold = data.local_density
+    observed = _closeness(data.positions, local <= threshold)
     density, _ = estimate_densities(data, "uniform", seed)
     rng = np.random.default_rng([seed, 7])
-    side = max(10 * radius, math.sqrt(20_000 / max(density, 1e-12)))
     references = {}
     for background in BACKGROUNDS_SIMULATED:
-        points = background_points(density, side, background, rng)
-        inside = np.all((points > radius) & (points < side - radius), axis=1)
-        references[background] = _closeness(points, radius, threshold, inside)
+        points, inside = _simulated_background(density, radius, background, rng)
+        counts = cKDTree(points).query_ball_point(points, radius, return_length=True)
+        references[background] = _closeness(points, (counts <= threshold) & inside)
     scores, spread = [], {}
     for measure in ("fraction", "count"):  # the fraction tells sparse fields apart, the count dense ones
         if not observed or not references["blinking"] or not references["uniform"]:

@@ -1,4 +1,5 @@
-"""Geometry of point sets: radius of gyration, convex hull, extent, nearest-neighbour distances, area.
+"""Geometry of point sets: radius of gyration, convex hull, extent, nearest-neighbour distances and spacing,
+area.
 
 One definition of each, used by the statistics table, the training recipe and the annotations.
 Pure core (numpy, scipy): imports no other napari_miro module, neither Qt nor napari.
@@ -9,11 +10,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
+#: localizations whose nearest neighbour is measured when estimating the spacing of a large field
+SPACING_SAMPLE = 20_000
+
 __all__ = [
     "convex_hull",
     "field_area",
     "max_extent",
     "median_nearest_neighbour",
+    "median_spacing",
     "radius_of_gyration",
 ]
 
@@ -52,6 +57,21 @@ def median_nearest_neighbour(points: np.ndarray) -> float:
     distances, _ = cKDTree(points).query(points, k=2)
     positive = distances[:, 1][distances[:, 1] > 0]
     return float(np.median(positive)) if len(positive) else 0.0
+
+
+def median_spacing(positions: np.ndarray, seed: int = 0) -> float:
+    """Median distance (nm) from a localization to its nearest neighbour among ALL localizations, measured for at
+    most SPACING_SAMPLE of them (a random, seeded subset; the tree holds every localization, so the density and
+    with it the spacing are those of the whole field)."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    if len(positions) < 2:
+        return float("nan")
+    query = positions
+    if len(positions) > SPACING_SAMPLE:
+        chosen = np.random.default_rng(seed).choice(len(positions), SPACING_SAMPLE, replace=False)
+        query = positions[chosen]
+    distances, _ = cKDTree(positions).query(query, k=2)
+    return float(np.median(distances[:, 1]))
 
 
 def field_area(points: np.ndarray) -> float:

@@ -9,7 +9,7 @@ that tile's edge). The Laplacian encodings are computed once per point on a fixe
 points' class predictions, and nests fine-scale clusters inside coarse ones.
 
 Pure core (numpy, torch, scikit-learn, pandas): imports neither Qt nor napari; of napari_miro only devices,
-graph, model, model_file and stats.
+geometry, graph, model, model_file and stats.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial import cKDTree
 from sklearn.cluster import DBSCAN
 
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
+from napari_miro.geometry import median_spacing
 from napari_miro.graph import build_graph, field_encodings
 from napari_miro.model import batch_graphs
 from napari_miro.model_file import TrainedMIRO
@@ -36,12 +36,9 @@ __all__ = [
     "cluster_table",
     "collapse",
     "dbscan_labels",
-    "median_spacing",
     "scale_mismatch",
 ]
 
-#: localizations whose nearest neighbour is measured when estimating the spacing of a large field
-SPACING_SAMPLE = 20_000
 #: a field whose localizations lie this many times closer than the model's delta is at another scale (e.g. um read
 #: as nm): its whole field would become one graph component
 SPACING_TOO_FINE = 500.0
@@ -169,21 +166,6 @@ def collapse(
     run_pending()
     fine_positions = positions - fine_displacement if fine_displacement is not None else None
     return Collapsed(positions - displacement, displacement, class_id, fine_positions)
-
-
-def median_spacing(positions: np.ndarray, seed: int = 0) -> float:
-    """Median distance (nm) from a localization to its nearest neighbour among ALL localizations, measured for at
-    most SPACING_SAMPLE of them (a random, seeded subset; the tree holds every localization, so the density and
-    with it the spacing are those of the whole field)."""
-    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    if len(positions) < 2:
-        return float("nan")
-    query = positions
-    if len(positions) > SPACING_SAMPLE:
-        chosen = np.random.default_rng(seed).choice(len(positions), SPACING_SAMPLE, replace=False)
-        query = positions[chosen]
-    distances, _ = cKDTree(positions).query(query, k=2)
-    return float(np.median(distances[:, 1]))
 
 
 def scale_mismatch(trained: TrainedMIRO, positions: np.ndarray) -> str | None:
