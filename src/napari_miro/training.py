@@ -147,7 +147,9 @@ def resolve_background(
 
 
 def make_synthesizer(data: AnnotatedData, settings: TrainingSettings) -> FieldSynthesizer:
-    """The synthesizer that training with ``settings`` uses (background, seed, copies)."""
+    """The synthesizer that training with ``settings`` uses (background, decided from the data when "auto"; seed;
+    copies)."""
+    settings, _ = resolve_background(data, settings)
     return FieldSynthesizer(data, settings.background, settings.seed, copy_jitter=settings.copy_jitter)
 
 
@@ -298,7 +300,7 @@ def train(
         optimizer_state: Adam's state from an earlier run (``TrainingResult.optimizer_state``) to continue it,
             e.g. when pre-training resumes from a checkpoint.
     """
-    settings, _ = resolve_background(data, settings or PRESETS["compact"])
+    settings = settings or PRESETS["compact"]
     torch.manual_seed(settings.seed)
     target_device = resolve_device(device)
     stop = should_stop or (lambda: False)
