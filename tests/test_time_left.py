@@ -11,32 +11,42 @@ from napari_miro.estimator import MIROClusterer
 from napari_miro.recipe import PRESETS
 
 
-def test_time_left_follows_fields_training_checkpoints_and_tuning():
+def test_time_left_within_a_budget_is_the_rest_of_the_budget():
     from napari_miro.time_left import TimeLeft, format_duration
 
     now = [0.0]
     settings = replace(PRESETS["compact"], max_minutes=1.0, optimizer_steps=None)
-    estimate = TimeLeft(settings, checkpoint_minutes=[0.5, 1.5], clock=lambda: now[0])  # 1.5 min: beyond the budget
+    estimate = TimeLeft(settings, checkpoint_minutes=[0.25], clock=lambda: now[0])
     now[0] = 2.0
-    # 1 of 10 fields in 2 s: 18 s of fields, 60 s of training, one checkpoint and one final tuning of ~10 s each
-    assert estimate.update({"phase": "fields", "step": 1, "total": 10}) == pytest.approx(18 + 60 + 2 * 10)
+    assert estimate.update({"phase": "fields", "step": 1, "total": 10}) == pytest.approx(58)
     now[0] = 20.0
-    estimate.update({"phase": "fields", "step": 10, "total": 10})
-    now[0] = 49.0  # 29 s into training
-    left = estimate.update({"phase": "training", "step": 100, "total": None, "seconds": 49, "training_seconds": 29})
-    assert left == pytest.approx(31 + 2 * 10)
-    now[0] = 58.0  # a checkpoint tuning took 6 s that training did not count
-    left = estimate.update({"phase": "training", "step": 110, "total": None, "seconds": 58, "training_seconds": 32})
-    assert estimate.tuning_seconds == pytest.approx(6.0) and left == pytest.approx(28 + 6)
-    now[0] = 90.0
-    assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(6.0)
-    now[0] = 94.0
-    assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(2.0)
-    # a step count that ends before the time budget: the steps decide
-    by_steps = TimeLeft(replace(settings, optimizer_steps=200), clock=lambda: now[0])
-    left = by_steps.update({"phase": "training", "step": 100, "total": 200, "seconds": 10, "training_seconds": 10})
-    assert left == pytest.approx(10 + 3.0)  # 100 steps at 0.1 s, plus the smallest tuning guess
+    record = {"phase": "training", "step": 1, "total": None, "seconds": 20, "training_seconds": 0.5}
+    assert estimate.update({**record, "checkpoint_seconds": 0.0}) == pytest.approx(40)
+    now[0] = 45.0  # the checkpoint's tuning took 6 s
+    record = {"phase": "training", "step": 90, "total": None, "seconds": 45, "training_seconds": 24.5}
+    left = estimate.update({**record, "checkpoint_seconds": 6.0})
+    assert estimate.tuning_seconds == pytest.approx(6.0) and left == pytest.approx(15)
+    now[0] = 55.0
+    assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(6.0)  # the tuning, timed
+    now[0] = 58.0
+    assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(3.0)
+    now[0] = 75.0  # past the budget: never "0 s left" while work goes on
+    assert estimate.update({"phase": "tuning", "step": 0, "total": 1}) == pytest.approx(1.0)
     assert [format_duration(s) for s in (4.4, 75, 3725)] == ["4 s", "1 min 15 s", "1 h 02 min"]
+
+
+def test_time_left_without_a_budget_follows_fields_steps_and_tunings():
+    from napari_miro.time_left import TimeLeft
+
+    now = [0.0]
+    settings = replace(PRESETS["compact"], max_minutes=None, optimizer_steps=200)
+    estimate = TimeLeft(settings, clock=lambda: now[0])
+    now[0] = 2.0
+    # 1 of 10 fields in 2 s: 18 s of fields and a final tuning guessed at half the fields' 20 s
+    assert estimate.update({"phase": "fields", "step": 1, "total": 10}) == pytest.approx(18 + 10)
+    now[0] = 30.0
+    left = estimate.update({"phase": "training", "step": 100, "total": 200, "seconds": 30, "training_seconds": 10})
+    assert left == pytest.approx(10 + 10)  # 100 steps at 0.1 s, and the tuning guess
 
 
 def test_training_reports_time_left_that_comes_true(small_settings, ring_data):

@@ -143,28 +143,45 @@ def test_out_of_memory_on_the_device_becomes_a_clear_message(monkeypatch, small_
     assert "CUDA out of memory" not in str(info.value)
 
 
-def test_checkpoints_hand_over_ready_models_without_eating_the_time_budget(small_settings, ring_data):
-
+def test_checkpoints_hand_over_ready_models(small_settings, ring_data):
     data = ring_data()
     handed = []
 
     def on_model(minutes, model):
-        time.sleep(1.5)  # a slow consumer: its time must not count as training time
         handed.append((minutes, model))
 
-    settings = small_settings(optimizer_steps=None, max_minutes=0.05)  # 3 s of training
+    settings = small_settings(optimizer_steps=None, max_minutes=0.05)
     clusterer = MIROClusterer(recipe=settings, device="cpu")
-    result = clusterer.fit(data, checkpoint_minutes=[0.0, 0.02], on_model=on_model).training_
-    assert [minutes for minutes, _ in handed] == [0.0, 0.02]
+    clusterer.fit(data, checkpoint_minutes=[0.0, 0.01], on_model=on_model)
+    assert [minutes for minutes, _ in handed] == [0.0, 0.01]
     for _, model in handed:
         assert isinstance(model, TrainedMIRO) and model.settings.eps_nm > 0
         assert model.settings.training["optimizer_steps"] >= 1
     assert handed[0][1].settings.training["optimizer_steps"] < handed[1][1].settings.training["optimizer_steps"]
+    positions = data.positions
+    assert cluster_points(handed[0][1], positions).labels.shape == (len(positions),)
+
+
+def test_checkpoint_time_does_not_count_against_max_minutes_of_training(small_settings, ring_data):
+    def slow_consumer(info):
+        time.sleep(1.5)
+
+    settings = small_settings(optimizer_steps=None, max_minutes=0.05)  # 3 s of training
+    result = train(ring_data(), settings, "cpu", checkpoint_minutes=[0.0, 0.02], on_checkpoint=slow_consumer)
     assert result.out_of_time
     loop_seconds = result.history[-1]["seconds"] - result.history[0]["seconds"]
     assert loop_seconds > 3.0  # the 3 s of training were all spent training, besides the 3 s of waiting
-    positions = data.positions
-    assert cluster_points(handed[0][1], positions).labels.shape == (len(positions),)
+    assert result.history[-1]["checkpoint_seconds"] >= 3.0
+
+
+def test_fit_ends_within_its_budget_fields_and_tuning_included(small_settings, ring_data):
+    """``minutes`` is what the user waits: fields, training, the preview's and the final tuning together."""
+    data = ring_data()
+    clusterer = MIROClusterer(recipe=small_settings(optimizer_steps=None), minutes=0.25, device="cpu")
+    start = time.perf_counter()
+    clusterer.fit(data, checkpoint_minutes=[0.05], on_model=lambda minutes, model: None)
+    assert time.perf_counter() - start <= 1.1 * 15
+    assert clusterer.training_.out_of_time and len(clusterer.history_) > 10
 
 
 def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_is_further(small_settings):
@@ -175,6 +192,6 @@ def test_cosine_schedule_follows_steps_or_the_time_budget_whichever_is_further(s
     assert learning_rate_factor(by_steps, 50, 0.0) == pytest.approx(0.525)
     assert learning_rate_factor(by_steps, 100, 0.0) == pytest.approx(0.05)
     by_time = small_settings(optimizer_steps=None, max_minutes=2.0)
-    assert learning_rate_factor(by_time, 10, 60.0) == pytest.approx(0.525)
-    assert learning_rate_factor(by_time, 10, 500.0) == pytest.approx(0.05)
-    assert learning_rate_factor(replace(by_time, schedule="constant"), 10, 60.0) == 1.0
+    assert learning_rate_factor(by_time, 10, 0.5) == pytest.approx(0.525)
+    assert learning_rate_factor(by_time, 10, 4.0) == pytest.approx(0.05)
+    assert learning_rate_factor(replace(by_time, schedule="constant"), 10, 0.5) == 1.0

@@ -78,11 +78,12 @@ def cluster_file(
     statistics_path: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    n_threads: int | None = None,
 ) -> dict:
     """MIRO + DBSCAN on one localization file; writes the clustered table (ThunderSTORM CSV) and, when asked,
     the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, eps, min_samples).
     A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
-    ``on_warning``. The input file is never modified."""
+    ``on_warning``. ``n_threads``: CPU threads (None: the free cores). The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
     from napari_miro.inference import scale_mismatch
 
@@ -99,6 +100,7 @@ def cluster_file(
         fine_eps_nm=parameters.fine_eps_nm,
         fine_min_samples=parameters.fine_min_samples,
         device=parameters.device,
+        n_threads=n_threads,
     )
     out, statistics, result = clusterer.cluster_table(df, progress=progress, passes=parameters.passes)
     write_thunderstorm(out, table_path)
@@ -231,7 +233,7 @@ def process_file(
     parameters: ClusterParameters,
     paths: OutputPaths,
     force: bool = False,
-    torch_threads: int | None = None,
+    threads_per_task: int | None = None,
 ) -> dict:
     """One batch task: skip a finished file, else cluster it. Never raises: a failure is returned with its
     message, so that one bad file does not stop the batch."""
@@ -241,20 +243,22 @@ def process_file(
         return {**outcome, **record["summary"], "status": SKIPPED}
     warnings: list[str] = []
     try:
-        import torch
-
         from napari_miro.devices import DeviceOutOfMemory
         from napari_miro.model_file import ModelFileError
 
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
         trained = _model_from_bytes(model_bytes, fingerprint)
         paths.table.parent.mkdir(parents=True, exist_ok=True)
         paths.record.unlink(missing_ok=True)  # a file being redone is not finished until its record is back
         # write beside the final names, then rename: an interrupted batch never leaves half a table behind
         partial = OutputPaths(*(p.with_name(p.name + ".partial") for p in asdict(paths).values()))
         summary = cluster_file(
-            input_path, trained, parameters, partial.table, partial.statistics, on_warning=warnings.append
+            input_path,
+            trained,
+            parameters,
+            partial.table,
+            partial.statistics,
+            on_warning=warnings.append,
+            n_threads=threads_per_task,
         )
         os.replace(partial.table, paths.table)
         os.replace(partial.statistics, paths.statistics)
@@ -310,18 +314,20 @@ class BatchResult:
 
 
 def _client(workers: int | None, scheduler: str | None, n_files: int):
-    """(client, owned cluster or None, torch threads per task): an existing scheduler, else a LocalCluster
-    of worker processes (one thread each, the cores shared among them for PyTorch)."""
+    """(client, owned cluster or None, CPU threads per task): an existing scheduler (each task then takes the
+    cores free on its worker), else a LocalCluster of worker processes, one task each, sharing the cores."""
     import logging
 
     from distributed import Client, LocalCluster
+
+    from napari_miro.threads import available_cores
 
     if scheduler:
         try:
             return Client(scheduler, timeout="20s"), None, None
         except OSError as error:
             raise ValueError(f"could not reach the Dask scheduler at {scheduler} ({error}).") from None
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     n_workers = max(1, min(workers or cores, n_files))
     cluster = LocalCluster(
         n_workers=n_workers,
@@ -382,7 +388,7 @@ def run_batch(
     root = common_root(files)
     planned = [(path, OutputPaths.for_input(path, root, out_dir), group_of(path, root, group_by)) for path in files]
     start = time.perf_counter()
-    client, cluster, torch_threads = _client(workers, scheduler, len(files))
+    client, cluster, threads_per_task = _client(workers, scheduler, len(files))
     outcomes: dict[str, dict] = {}
     try:
         n_workers = len(client.scheduler_info().get("workers", {}))
@@ -399,7 +405,7 @@ def run_batch(
                 parameters,
                 paths,
                 force,
-                torch_threads,
+                threads_per_task,
                 key=f"napari-miro-{index}-{fingerprint[:8]}-{time.time_ns()}",
                 pure=False,
             ): str(path)

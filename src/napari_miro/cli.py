@@ -178,6 +178,7 @@ def _clusterer(args: argparse.Namespace):
             delta_nm=args.delta,
             device=args.device,
             random_state=args.seed,
+            n_threads=args.threads,
         )
         clusterer.training_settings()  # a clear message for a bad value before any work
     except ValueError as error:
@@ -286,6 +287,7 @@ def _cluster(args: argparse.Namespace) -> int:
             args.stats,
             progress,
             on_warning=lambda message: print(f"warning: {message}", file=sys.stderr),
+            n_threads=args.threads,
         )
     finally:
         bar.close()
@@ -442,6 +444,23 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "shape), none (from scratch) or a name (see 'napari-miro info --bases'); default: the preset's",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads_argument(parser)
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads (default: the cores other processes leave free, followed as they change)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_clustering_arguments(parser: argparse.ArgumentParser) -> None:
@@ -492,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("input", help="localization file")
     cluster.add_argument("--model", required=True, help="model file written by 'napari-miro train'")
     _add_clustering_arguments(cluster)
+    _add_threads_argument(cluster)
     cluster.add_argument("--out", required=True, help="clustered table to write (CSV)")
     cluster.add_argument("--stats", default=None, help="per-cluster statistics to write (CSV)")
     cluster.add_argument("--quiet", action="store_true", help="no progress bar")

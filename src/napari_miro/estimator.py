@@ -9,6 +9,7 @@ Pure core: imports neither Qt nor napari.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from napari_miro.inference import ClusterResult, cluster_points, cluster_table
 from napari_miro.model import MIRO
 from napari_miro.model_file import MIROSettings, TrainedMIRO
 from napari_miro.recipe import BACKGROUNDS, PRESETS, TrainingSettings, default_fine_step
+from napari_miro.threads import ThreadBudget
 from napari_miro.training import ProgressCallback, TrainingFields, TrainingResult, resolve_background, train
 from napari_miro.tuning import tune_model
 
@@ -65,6 +67,12 @@ def package_model(
     return trained
 
 
+def tuning_guess(minutes: float) -> float:
+    """Seconds to set aside for DBSCAN's tuning at the end of a ``minutes`` budget before one was timed: a tenth
+    of the budget, 5 s to a minute."""
+    return min(60.0, max(5.0, 6.0 * minutes))
+
+
 class MIROClusterer(BaseEstimator):
     """MIRO + DBSCAN, learnt from one or a few annotated clusters.
 
@@ -81,7 +89,7 @@ class MIROClusterer(BaseEstimator):
         (raw dSTORM / PALM / PAINT tables); "auto" decides from the data
         (:func:`napari_miro.density.detect_background`). None: the preset's ("auto").
     minutes : float or None, default None
-        Training time budget in minutes (field preparation and DBSCAN's tuning come on top). None: no time limit.
+        Time budget of :meth:`fit` in minutes, field preparation and DBSCAN's tuning included. None: no time limit.
     max_steps : int or None, default None
         Optimizer steps at most. None: the preset's (1,500 for "compact") when ``minutes`` is None, else no limit.
     delta_nm : float or None, default None
@@ -97,6 +105,9 @@ class MIROClusterer(BaseEstimator):
     recipe : TrainingSettings or None, default None
         A whole training recipe instead of the preset's (for studies of the method); the parameters above that are
         not None still apply on top of it.
+    n_threads : int or None, default None
+        CPU threads for training and clustering. None: the cores that other processes leave free, followed as they
+        change (:class:`napari_miro.threads.ThreadBudget`), so a busy machine is never oversubscribed.
 
     Attributes
     ----------
@@ -139,6 +150,7 @@ class MIROClusterer(BaseEstimator):
         fine_eps_nm: float | None = None,
         fine_min_samples: int | None = None,
         recipe: TrainingSettings | None = None,
+        n_threads: int | None = None,
     ) -> None:
         self.preset = preset
         self.base_model = base_model
@@ -153,6 +165,7 @@ class MIROClusterer(BaseEstimator):
         self.fine_eps_nm = fine_eps_nm
         self.fine_min_samples = fine_min_samples
         self.recipe = recipe
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ settings
     def training_settings(self) -> TrainingSettings:
@@ -227,7 +240,12 @@ class MIROClusterer(BaseEstimator):
         -------
         self
         """
+        started = time.perf_counter()
         data = self._annotated(X, clusters, labels, which, classes, fine, area_nm2)
+        with ThreadBudget(self.n_threads) as threads:
+            return self._fit(data, progress, should_stop, checkpoint_minutes, on_model, threads, started)
+
+    def _fit(self, data, progress, should_stop, checkpoint_minutes, on_model, threads, started) -> MIROClusterer:
         settings, decision = resolve_background(data, self.training_settings())
         record_decision = {"background_decision": decision.to_dict()} if decision is not None else {}
         initial_model, base_name = None, None
@@ -236,7 +254,14 @@ class MIROClusterer(BaseEstimator):
         if data.fine_labels is not None and settings.fine_step is None:  # after the base: its number of steps
             settings = replace(settings, fine_step=default_fine_step(settings.recurrent_steps))
 
+        # ``minutes`` is the whole fit: training ends early enough for the final tuning, timed at each checkpoint
+        tuning_seconds = [tuning_guess(settings.max_minutes or 0.0)]
+
+        def deadline() -> float:
+            return started + 60 * settings.max_minutes - tuning_seconds[-1]
+
         def checkpoint(info: dict) -> None:
+            tuning_started = time.perf_counter()
             model = MIRO(info["config"])
             model.load_state_dict(info["state"])
             record = {
@@ -246,7 +271,9 @@ class MIROClusterer(BaseEstimator):
                 "base_model": base_name,
                 **record_decision,
             }
-            on_model(info["minutes"], package_model(model, data, settings, info["fields"], record))
+            trained = package_model(model, data, settings, info["fields"], record)
+            tuning_seconds.append(time.perf_counter() - tuning_started)
+            on_model(info["minutes"], trained)
 
         result = train(
             data,
@@ -257,6 +284,8 @@ class MIROClusterer(BaseEstimator):
             initial_model=initial_model,
             checkpoint_minutes=checkpoint_minutes if on_model is not None else (),
             on_checkpoint=checkpoint if on_model is not None else None,
+            threads=threads,
+            deadline=deadline if settings.max_minutes else None,
         )
         if progress is not None:
             progress({"phase": "tuning", "step": 0, "total": 1})
@@ -324,18 +353,19 @@ class MIROClusterer(BaseEstimator):
     ) -> ClusterResult:
         """MIRO + DBSCAN on the positions ``X`` (nm): labels (0 = not clustered), the collapsed positions, and
         classes / fine-scale labels for models that have them. ``progress(done, total)`` counts tiles."""
-        return cluster_points(
-            self._fitted(),
-            np.asarray(X, dtype=np.float64),
-            self.eps_nm,
-            self.min_samples,
-            self.fine_eps_nm,
-            self.fine_min_samples,
-            device=self._inference_device(),
-            progress=progress,
-            should_stop=should_stop,
-            passes=passes,
-        )
+        with ThreadBudget(self.n_threads):
+            return cluster_points(
+                self._fitted(),
+                np.asarray(X, dtype=np.float64),
+                self.eps_nm,
+                self.min_samples,
+                self.fine_eps_nm,
+                self.fine_min_samples,
+                device=self._inference_device(),
+                progress=progress,
+                should_stop=should_stop,
+                passes=passes,
+            )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Cluster labels of the positions ``X`` (nm): 1..K, 0 = not clustered."""
@@ -354,17 +384,18 @@ class MIROClusterer(BaseEstimator):
     ) -> tuple[pd.DataFrame, pd.DataFrame, ClusterResult]:
         """MIRO + DBSCAN on a localization table (x, y in nm): the table with ``cluster``, ``x_collapsed``,
         ``y_collapsed`` (and ``class``, ``fine_cluster``) added, one row of statistics per cluster, and the result."""
-        return cluster_table(
-            table,
-            self._fitted(),
-            self.eps_nm,
-            self.min_samples,
-            self.fine_eps_nm,
-            self.fine_min_samples,
-            device=self._inference_device(),
-            progress=progress,
-            passes=passes,
-        )
+        with ThreadBudget(self.n_threads):
+            return cluster_table(
+                table,
+                self._fitted(),
+                self.eps_nm,
+                self.min_samples,
+                self.fine_eps_nm,
+                self.fine_min_samples,
+                device=self._inference_device(),
+                progress=progress,
+                passes=passes,
+            )
 
     def _inference_device(self) -> torch.device:
         return resolve_device(self.device)

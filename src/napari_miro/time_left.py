@@ -6,7 +6,6 @@ Imports of napari_miro only recipe; neither Qt nor napari.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,12 +15,12 @@ __all__ = ["TimeLeft", "format_duration"]
 
 
 class TimeLeft:
-    """An estimate of the wall-clock seconds that :func:`fit_miro` still needs, from its progress records.
+    """An estimate of the wall-clock seconds that :meth:`MIROClusterer.fit` still needs, from its progress records.
 
-    Preparing fields: the rate of the fields so far. Training: the time budget or the planned steps, whichever
-    ends first. DBSCAN tuning, at every checkpoint still to come and at the end: as long as the tunings so far
-    took (measured as the wall-clock time that training did not count); before the first one, a guess of half
-    the time the fields took to prepare (tuning clusters about half as many synthetic fields, several times).
+    With a time budget (``max_minutes``: the whole fit, fields and tuning included) the time left is the budget's
+    rest, and once past it the rest of a tuning as long as the last one. Without: preparing fields at the rate of
+    the fields so far; training by the planned steps; DBSCAN tuning at every checkpoint still to come and at the
+    end as long as the tunings so far took (before the first one, a guess of half the time the fields took).
     """
 
     def __init__(
@@ -44,37 +43,45 @@ class TimeLeft:
             return self.tuning_seconds
         return max(3.0, 0.5 * (self.fields_seconds or 0.0))
 
-    def _training_left(self, step: int, total: int, training_seconds: float) -> float:
-        by_steps = (total - step) * training_seconds / step if step and total is not None else math.inf
-        by_time = 60 * self.settings.max_minutes - training_seconds if self.settings.max_minutes else math.inf
-        left = min(by_steps, by_time)
-        return max(0.0, left if math.isfinite(left) else 0.0)
+    @staticmethod
+    def _training_left(step: int, total: int | None, training_seconds: float) -> float:
+        return max(0.0, (total - step) * training_seconds / step) if step and total is not None else 0.0
 
     def update(self, info: dict) -> float:
-        """Seconds left after this progress record (``fit_miro``'s ``progress`` argument)."""
+        """Seconds left after this progress record (``MIROClusterer.fit``'s ``progress`` argument)."""
         now = self.clock()
         phase = info["phase"]
+        if self.settings.max_minutes:
+            return self._budget_left(now, info)
         if phase == "fields":
-            elapsed = now - self.started
-            per_field = elapsed / max(info["step"], 1)
+            per_field = (now - self.started) / max(info["step"], 1)
             self.fields_seconds = per_field * info["total"]
-            training = 60 * (self.settings.max_minutes or 0.0)  # no step rate yet: the budget, if there is one
             tunings = (len(self.checkpoints) + 1) * self._tuning_estimate()
-            return per_field * (info["total"] - info["step"]) + training + tunings
+            return per_field * (info["total"] - info["step"]) + tunings
         if phase == "training":
             trained = info.get("training_seconds", info["seconds"])
             if self.training_started is None:
                 self.training_started = now - trained
                 self.fields_seconds = self.fields_seconds or max(0.0, self.training_started - self.started)
             done = [m for m in self.checkpoints if 60 * m <= trained]
-            paused = (now - self.training_started) - trained  # time spent tuning at checkpoints
-            if done and paused > 0:
-                self.tuning_seconds = paused / len(done)
+            if done and info.get("checkpoint_seconds"):
+                self.tuning_seconds = info["checkpoint_seconds"] / len(done)
             tunings = (len(self.checkpoints) - len(done) + 1) * self._tuning_estimate()
             return self._training_left(info["step"], info["total"], trained) + tunings
         if self.tuning_started is None:  # the final tuning
             self.tuning_started = now
         return max(1.0, self._tuning_estimate() - (now - self.tuning_started))
+
+    def _budget_left(self, now: float, info: dict) -> float:
+        budget_left = self.started + 60 * self.settings.max_minutes - now
+        if info["phase"] == "training" and info.get("checkpoint_seconds"):  # the tunings at checkpoints, timed
+            done = [m for m in self.checkpoints if 60 * m <= info.get("training_seconds", info["seconds"])]
+            self.tuning_seconds = info["checkpoint_seconds"] / max(len(done), 1)
+        if info["phase"] != "tuning":
+            return max(1.0, budget_left)
+        if self.tuning_started is None:
+            self.tuning_started = now
+        return max(1.0, budget_left, self._tuning_estimate() - (now - self.tuning_started))
 
 
 def format_duration(seconds: float) -> str:

@@ -6,7 +6,7 @@ at the time budget, and keeping the model with the lowest validation loss. Orche
 tuning, the model file) is :class:`napari_miro.MIROClusterer`'s.
 
 Pure core (numpy, torch): imports neither Qt nor napari; of napari_miro only annotations, synthesis, recipe,
-loss, graph, model and devices.
+loss, graph, model, devices and threads.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +30,7 @@ from napari_miro.loss import miro_loss
 from napari_miro.model import MIRO, GraphBatch, MIROConfig, batch_graphs
 from napari_miro.recipe import PRESETS, TrainingSettings
 from napari_miro.synthesis import FieldSynthesizer, SyntheticField
+from napari_miro.threads import ThreadBudget
 
 __all__ = [
     "PreparedGraph",
@@ -256,15 +258,14 @@ def _optimizer_step(
     return loss
 
 
-def learning_rate_factor(settings: TrainingSettings, steps_done: int, seconds_done: float) -> float:
+def learning_rate_factor(settings: TrainingSettings, steps_done: int, time_done: float = 0.0) -> float:
     """The learning rate's multiplier: 1 for a constant schedule; a cosine from 1 down to 0.05 over the planned
-    steps or, with a time budget, over the budget (whichever is further along), so that a time-limited run
-    also anneals."""
+    steps or, with a time budget, over the budget (``time_done``: the fraction of it used; whichever is further
+    along), so that a time-limited run also anneals."""
     if settings.schedule != "cosine":
         return 1.0
     done = steps_done / settings.optimizer_steps if settings.optimizer_steps else 0.0
-    if settings.max_minutes:
-        done = max(done, seconds_done / (60 * settings.max_minutes))
+    done = max(done, time_done)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
 
@@ -279,6 +280,8 @@ def train(
     checkpoint_minutes: Sequence[float] = (),
     on_checkpoint: Callable[[dict], None] | None = None,
     optimizer_state: dict | None = None,
+    threads: ThreadBudget | None = None,
+    deadline: Callable[[], float] | None = None,
 ) -> TrainingResult:
     """Train MIRO from annotated clusters.
 
@@ -296,11 +299,34 @@ def train(
             ``on_checkpoint`` gets ``{"minutes", "step", "best_step", "state", "config", "fields"}``: ``state`` is
             the state dict of the best model so far
             (what a stop at that moment would return), e.g. to show a first result early or to measure
-            accuracy against time. Time spent in ``on_checkpoint`` does not count against ``max_minutes``.
+            accuracy against time. Time spent in ``on_checkpoint`` does not count against ``max_minutes``
+            (it does against a ``deadline``).
         optimizer_state: Adam's state from an earlier run (``TrainingResult.optimizer_state``) to continue it,
             e.g. when pre-training resumes from a checkpoint.
+        threads: the CPU threads to work with, entered by the caller (default: the free cores, followed as they
+            change).
+        deadline: instead of ``max_minutes`` of training loop, returns the ``time.perf_counter()`` time at which
+            training must end (a caller's whole budget less the work it still does afterwards); asked each step.
     """
-    settings = settings or PRESETS["compact"]
+    with ThreadBudget() if threads is None else nullcontext(threads) as budget:
+        return _train(data, settings or PRESETS["compact"], device, progress, should_stop, fields, initial_model,
+                      checkpoint_minutes, on_checkpoint, optimizer_state, budget, deadline)  # fmt: skip
+
+
+def _train(
+    data: AnnotatedData,
+    settings: TrainingSettings,
+    device: str,
+    progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+    fields: TrainingFields | None,
+    initial_model: MIRO | None,
+    checkpoint_minutes: Sequence[float],
+    on_checkpoint: Callable[[dict], None] | None,
+    optimizer_state: dict | None,
+    threads: ThreadBudget,
+    deadline: Callable[[], float] | None,
+) -> TrainingResult:
     torch.manual_seed(settings.seed)
     target_device = resolve_device(device)
     stop = should_stop or (lambda: False)
@@ -322,8 +348,8 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    total_steps = settings.optimizer_steps  # None: until max_minutes or a stop
-    if total_steps is None and settings.max_minutes is None:
+    total_steps = settings.optimizer_steps  # None: until the time budget or a stop
+    if total_steps is None and settings.max_minutes is None and deadline is None:
         raise ValueError("give optimizer_steps or max_minutes: training needs an end")
     use_amp = target_device.type == "cuda"  # bfloat16 mixed precision on CUDA
     rng = np.random.default_rng(settings.seed + 2)
@@ -333,6 +359,12 @@ def train(
     running = None
     step = 0
     pending_checkpoints = sorted(checkpoint_minutes)
+    checkpoint_seconds = 0.0  # wall time spent in on_checkpoint
+
+    def end_of_training() -> float | None:
+        if deadline is not None:
+            return deadline()
+        return None if settings.max_minutes is None else loop_start + 60 * settings.max_minutes
 
     def validate(at_step: int) -> float:
         """The validation loss here; the model is kept when it is the best so far."""
@@ -344,17 +376,17 @@ def train(
         return value
 
     for step in itertools.count(1) if total_steps is None else range(1, total_steps + 1):
-        out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > 60 * settings.max_minutes
+        now, end = time.perf_counter(), end_of_training()
+        out_of_time = end is not None and now >= end
         if stop() or (out_of_time and step > 1):
             result.stopped_early = stop()
             result.out_of_time = not result.stopped_early
             step -= 1
             break
         chosen = rng.choice(len(fields.train), size=min(settings.batch_size, len(fields.train)), replace=False)
+        time_done = 0.0 if end is None else (now - loop_start) / max(end - loop_start, 1e-9)
         for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate * learning_rate_factor(
-                settings, step - 1, time.perf_counter() - loop_start
-            )
+            group["lr"] = settings.learning_rate * learning_rate_factor(settings, step - 1, time_done)
         try:
             loss = _optimizer_step(
                 model, optimizer, [_augment(fields.train[i], rng) for i in chosen], settings, target_device, use_amp
@@ -370,10 +402,12 @@ def train(
             "smoothed_loss": running,
             "seconds": now - start,  # wall-clock since the start, field preparation included
             "training_seconds": now - loop_start,  # what counts against max_minutes
+            "checkpoint_seconds": checkpoint_seconds,
         }
         checkpoint_due = bool(pending_checkpoints) and time.perf_counter() - loop_start >= 60 * pending_checkpoints[0]
         if step % settings.validate_every == 0 or step == total_steps or checkpoint_due:
             record["validation_loss"] = validate(step)
+            threads.adapt()  # other processes may have started or ended
         if checkpoint_due:
             minutes = pending_checkpoints.pop(0)
             if on_checkpoint is not None:
@@ -388,7 +422,9 @@ def train(
                         "fields": fields,
                     }
                 )
-                loop_start += time.perf_counter() - paused  # the callback's time is not training time
+                checkpoint_seconds += time.perf_counter() - paused
+                if deadline is None:  # the callback's time is not training time
+                    loop_start += time.perf_counter() - paused
         result.history.append(record)
         if progress is not None:
             progress({"phase": "training", "total": total_steps, **record})
