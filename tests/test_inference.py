@@ -107,3 +107,33 @@ def test_a_model_at_another_scale_is_named_in_plain_words(trained_rings, rings_f
     assert scale_mismatch(trained, xy) is None
     assert "almost no edges" in scale_mismatch(trained, xy * 100)  # far sparser than delta
     assert "are the coordinates in nm" in scale_mismatch(trained, xy / 1000)  # um read as nm
+
+
+def test_duplicated_localizations_leave_the_other_results_unchanged(trained_rings, rings_field):
+    """Merged or rounded localizations repeat positions: 300 copies of one localization must not move any other
+    point, and each copy goes where its original goes."""
+    trained, _ = trained_rings
+    positions = rings_field[["x", "y"]].to_numpy()
+    with_copies = np.vstack([positions, np.repeat(positions[7:8], 300, axis=0)])
+    clean = cluster_points(trained, positions)
+    dirty = cluster_points(trained, with_copies)
+    n = len(positions)
+    assert np.isfinite(dirty.collapsed.positions).all()
+    np.testing.assert_allclose(dirty.collapsed.positions[:n], clean.collapsed.positions, atol=1e-3)
+    np.testing.assert_allclose(dirty.collapsed.positions[n:], dirty.collapsed.positions[[7] * 300], atol=0)
+    assert metrics.ari(dirty.labels[:n], clean.labels) > 0.99
+    assert (dirty.labels[n:] == dirty.labels[7]).all()
+    assert dirty.collapsed.n_bounded == 0
+
+
+def test_displacements_stay_finite_and_bounded_whatever_the_network_says(trained_rings, rings_field, monkeypatch):
+    trained, _ = trained_rings
+    positions = rings_field[["x", "y"]].to_numpy()
+    model = trained.model
+
+    for wild in (float("inf"), 1e17):
+        monkeypatch.setattr(model, "forward", lambda batch, value=wild: [torch.full((batch.n_nodes, 2), value)])
+        result = collapse(trained, positions, passes=1)
+        assert np.isfinite(result.positions).all()
+        assert np.hypot(*result.displacement.T).max() <= 5.0 * trained.settings.delta_nm * (1 + 1e-9)
+        assert result.n_bounded == len(positions)

@@ -85,7 +85,7 @@ def cluster_file(
     A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
     ``on_warning``. ``n_threads``: CPU threads (None: the free cores). The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
-    from napari_miro.inference import scale_mismatch
+    from napari_miro.inference import bounded_note, scale_mismatch
 
     if Path(table_path).resolve() == Path(input_path).resolve():
         raise ValueError(f"{Path(input_path).name}: the output would overwrite the input; choose another output.")
@@ -103,6 +103,8 @@ def cluster_file(
         n_threads=n_threads,
     )
     out, statistics, result = clusterer.cluster_table(df, progress=progress, passes=parameters.passes)
+    if (note := bounded_note(result.collapsed, trained)) is not None and on_warning is not None:
+        on_warning(note)
     write_thunderstorm(out, table_path)
     if statistics_path is not None:
         statistics.to_csv(statistics_path, index=False)

@@ -69,8 +69,8 @@ def package_model(
 
 def tuning_guess(minutes: float) -> float:
     """Seconds to set aside for DBSCAN's tuning at the end of a ``minutes`` budget before one was timed: a tenth
-    of the budget, 5 s to a minute."""
-    return min(60.0, max(5.0, 6.0 * minutes))
+    of the budget, a minute at most."""
+    return min(60.0, 6.0 * minutes)
 
 
 class MIROClusterer(BaseEstimator):
@@ -380,6 +380,7 @@ class MIROClusterer(BaseEstimator):
         table: pd.DataFrame,
         *,
         progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
         passes: int | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame, ClusterResult]:
         """MIRO + DBSCAN on a localization table (x, y in nm): the table with ``cluster``, ``x_collapsed``,
@@ -395,6 +396,7 @@ class MIROClusterer(BaseEstimator):
                 device=self._inference_device(),
                 progress=progress,
                 passes=passes,
+                should_stop=should_stop,
             )
 
     def _inference_device(self) -> torch.device:

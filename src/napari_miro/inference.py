@@ -32,12 +32,17 @@ from napari_miro.stats import cluster_statistics
 __all__ = [
     "ClusterResult",
     "Collapsed",
+    "bounded_note",
     "cluster_points",
     "cluster_table",
     "collapse",
     "dbscan_labels",
     "scale_mismatch",
 ]
+
+#: no localization moves further than this many graph thresholds (delta): a cluster's points move at most its size,
+#: so only a broken input could ask for more, and the collapsed layer stays finite and near the field
+MAX_DISPLACEMENT_DELTAS = 5.0
 
 #: a field whose localizations lie this many times closer than the model's delta is at another scale (e.g. um read
 #: as nm): its whole field would become one graph component
@@ -52,6 +57,23 @@ class Collapsed:
     displacement: np.ndarray  #: (N, 2) x - collapsed, nm
     class_id: np.ndarray | None = None  #: (N,) argmax of the class logits (0 = background)
     fine_positions: np.ndarray | None = None  #: multiscale: collapsed toward the fine-scale centres
+    #: (N,) True where the predicted displacement was not finite or longer than the bound (then bounded)
+    bounded: np.ndarray | None = None
+
+    @property
+    def n_bounded(self) -> int:
+        return 0 if self.bounded is None else int(np.count_nonzero(self.bounded))
+
+
+def _bounded(displacement: np.ndarray, limit_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Displacements no longer than ``limit_nm`` (longer ones shortened, non-finite ones zero), and where they
+    were changed."""
+    finite = np.isfinite(displacement).all(axis=1)
+    displacement = np.where(finite[:, None], displacement, 0.0)
+    length = np.hypot(displacement[:, 0], displacement[:, 1])
+    too_long = length > limit_nm
+    displacement[too_long] *= (limit_nm / length[too_long])[:, None]
+    return displacement, ~finite | too_long
 
 
 def _tiles(positions: np.ndarray, core_nm: float, margin_nm: float, origin: np.ndarray | None = None):
@@ -98,9 +120,21 @@ def collapse(
         for _ in range(passes - 1):
             again = collapse(trained, result.positions, passes=1, **options)
             result = Collapsed(again.positions, np.asarray(positions) - again.positions, result.class_id,
-                               result.fine_positions)  # fmt: skip
+                               result.fine_positions, result.bounded | again.bounded)  # fmt: skip
         return result
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    distinct, inverse = np.unique(positions, axis=0, return_inverse=True)
+    if len(distinct) < len(positions):  # duplicates: the network sees each position once, its twins follow it
+        once = collapse(trained, distinct, device, tile_nm, margin_nm, tile_origin, max_nodes_per_batch, progress,
+                        should_stop, seed, passes=1)  # fmt: skip
+        inverse = inverse.ravel()
+        return Collapsed(
+            once.positions[inverse],
+            once.displacement[inverse],
+            None if once.class_id is None else once.class_id[inverse],
+            None if once.fine_positions is None else once.fine_positions[inverse],
+            once.bounded[inverse],
+        )
     settings = trained.settings
     device = resolve_device(device) if isinstance(device, str) else device
     model = trained.model.to(device).eval()
@@ -111,7 +145,7 @@ def collapse(
     fine_displacement = np.zeros((n, 2)) if trained.is_multiscale else None
     class_id = np.zeros(n, np.int64) if trained.has_classes else None
     if n == 0:
-        return Collapsed(positions.copy(), displacement, class_id, fine_displacement)
+        return Collapsed(positions.copy(), displacement, class_id, fine_displacement, np.zeros(0, bool))
     encodings = field_encodings(
         positions, settings.delta_nm, settings.field_size_nm, settings.scale_encodings, seed=seed
     )
@@ -149,7 +183,7 @@ def collapse(
     nodes_in_batch = 0
     for members, core_mask in tiles:
         if should_stop is not None and should_stop():
-            raise InterruptedError("clustering was stopped")
+            raise InterruptedError("Clustering was stopped: nothing was added, the localizations are unchanged.")
         graph = build_graph(
             positions[members],
             settings.delta_nm,
@@ -164,8 +198,25 @@ def collapse(
             run_pending()
             nodes_in_batch = 0
     run_pending()
-    fine_positions = positions - fine_displacement if fine_displacement is not None else None
-    return Collapsed(positions - displacement, displacement, class_id, fine_positions)
+    limit = MAX_DISPLACEMENT_DELTAS * settings.delta_nm
+    displacement, bounded = _bounded(displacement, limit)
+    fine_positions = None
+    if fine_displacement is not None:
+        fine_displacement, fine_bounded = _bounded(fine_displacement, limit)
+        fine_positions, bounded = positions - fine_displacement, bounded | fine_bounded
+    return Collapsed(positions - displacement, displacement, class_id, fine_positions, bounded)
+
+
+def bounded_note(collapsed: Collapsed, trained: TrainedMIRO) -> str | None:
+    """A sentence for people when some predicted displacements had to be bounded (see :data:`MAX_DISPLACEMENT_DELTAS`),
+    else None."""
+    if not collapsed.n_bounded:
+        return None
+    limit = MAX_DISPLACEMENT_DELTAS * trained.settings.delta_nm
+    return (
+        f"{collapsed.n_bounded:,} localizations were predicted to move further than {limit:g} nm (or by a non-finite "
+        "amount) and were held at that bound: the model does not fit this data well; check its scale and units."
+    )
 
 
 def scale_mismatch(trained: TrainedMIRO, positions: np.ndarray) -> str | None:
@@ -291,8 +342,10 @@ def cluster_table(
     device: str = "cpu",
     progress=None,
     passes: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ):
-    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult)."""
+    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult). ``should_stop`` is
+    polled between tiles (InterruptedError when it returns True)."""
 
     positions = df[["x", "y"]].to_numpy()
     result = cluster_points(
@@ -305,6 +358,7 @@ def cluster_table(
         device=device,
         progress=progress,
         passes=passes,
+        should_stop=should_stop,
     )
     out = df.copy()
     new_columns = {

@@ -184,6 +184,21 @@ def test_stop_keeps_the_best_model_and_training_again_works(qtbot, rings_viewer,
     assert rings_viewer.layers["rings"].metadata[MODEL_KEY] is not model
 
 
+def test_clustering_can_be_stopped(qtbot, rings_viewer, messages):
+    from napari_miro.base_models import load_base_model
+
+    rings_viewer.layers["rings"].metadata[MODEL_KEY] = load_base_model("rings")
+    cluster = ClusterWidget(rings_viewer)
+    assert not cluster.stop_button.isEnabled()
+    cluster.run()
+    assert cluster.stop_button.isEnabled()
+    cluster.stop()
+    qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
+    assert "rings clusters" not in rings_viewer.layers and "stopped" in cluster.status.text()
+    assert any("stopped" in message for message in messages["info"]) and not messages["error"]
+    assert cluster.run_button.isEnabled() and not cluster.stop_button.isEnabled()
+
+
 def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path, monkeypatch, tiny_presets):
     viewer = make_napari_viewer()
     TrainWidget(viewer).start()

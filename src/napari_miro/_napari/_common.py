@@ -100,6 +100,12 @@ def notify_error(message: str) -> None:
     show_error(message)
 
 
+def notify_warning(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def notify_info(message: str) -> None:
     from napari.utils.notifications import show_info
 
@@ -113,7 +119,8 @@ def describe_error(error: BaseException, doing: str) -> str:
     from napari_miro.model_file import ModelFileError
     from napari_miro.training import TrainingCancelled
 
-    if isinstance(error, (ModelFileError, DeviceOutOfMemory, LocalizationFileError, TrainingCancelled, ValueError)):
+    own = (ModelFileError, DeviceOutOfMemory, LocalizationFileError, TrainingCancelled, ValueError, InterruptedError)
+    if isinstance(error, own):
         return str(error)
     return f"{doing} failed: {type(error).__name__}: {error}"
 
@@ -145,7 +152,9 @@ def start_worker(
     from napari.qt.threading import create_worker
 
     def returned(value) -> None:
-        if isinstance(value, _Failure):
+        if isinstance(value, _Failure) and isinstance(value.error, InterruptedError):  # the user's own Stop
+            notify_info(str(value.error))
+        elif isinstance(value, _Failure):
             notify_error(describe_error(value.error, doing))
         else:
             on_result(value)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ._common import LayerChooser, notify_error, notify_info, start_worker
+from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
 from .layers import LOCALIZATION_COLOR
 from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
 
@@ -110,6 +120,9 @@ class ClusterWidget(QWidget):
         self.compare = QCheckBox("also DBSCAN alone on the original points (tuned the same way)")
         self.compare.setChecked(True)
         self.run_button = QPushButton("Run MIRO + DBSCAN")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("stop clustering (between tiles of the field); nothing is added")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -119,12 +132,17 @@ class ClusterWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.compare)
-        layout.addWidget(self.run_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.stop_button)
+        layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addStretch()
         self.layer_choice.currentTextChanged.connect(lambda *_: self.prefill())
         self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
         self.worker = None
+        self._stop_asked = False
         self.prefill()
 
     def prefill(self) -> None:
@@ -160,6 +178,8 @@ class ClusterWidget(QWidget):
         table = layer_table(layer)
         eps, samples, compare = float(self.eps.value()), int(self.min_samples.value()), self.compare.isChecked()
         self.run_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self._stop_asked = False
         self.status.setText("clustering...")
         self.worker = start_worker(
             _cluster_job,
@@ -168,6 +188,7 @@ class ClusterWidget(QWidget):
             eps,
             samples,
             compare,
+            lambda: self._stop_asked,
             on_result=lambda output: self._add_results(layer, trained, output),
             doing="Clustering",
             on_finished=self._finished,
@@ -175,9 +196,18 @@ class ClusterWidget(QWidget):
         )
         return self.worker
 
+    def stop(self) -> None:
+        """Ask the running clustering to stop (it does between tiles)."""
+        self._stop_asked = True
+        self.stop_button.setEnabled(False)
+        self.status.setText("stopping...")
+
     def _finished(self) -> None:
         self.worker = None
         self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        if self._stop_asked:
+            self.status.setText("stopped: nothing was added")
 
     def _add_results(self, layer, trained, output) -> None:
         table, statistics, result, baseline, baseline_statistics = output
@@ -199,6 +229,10 @@ class ClusterWidget(QWidget):
             text += f"; DBSCAN alone: {int(baseline.max(initial=0))} clusters"
         self.status.setText(text)
         notify_info(f"MIRO + DBSCAN on '{layer.name}': {text}")
+        from napari_miro.inference import bounded_note
+
+        if (note := bounded_note(result.collapsed, trained)) is not None:
+            notify_warning(f"'{layer.name}': {note}")
 
 
 def model_mismatch(viewer, layer, trained) -> str | None:
@@ -222,14 +256,15 @@ def model_mismatch(viewer, layer, trained) -> str | None:
     return None
 
 
-def _cluster_job(table, trained, eps, samples, compare):
-    """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked."""
+def _cluster_job(table, trained, eps, samples, compare, should_stop=None):
+    """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked; ``should_stop`` is polled
+    between tiles."""
     from napari_miro.estimator import MIROClusterer
     from napari_miro.inference import dbscan_labels
     from napari_miro.stats import cluster_statistics
 
     clusterer = MIROClusterer.from_model(trained, eps_nm=eps, min_samples=samples, device="cpu")
-    output, statistics, result = clusterer.cluster_table(table)
+    output, statistics, result = clusterer.cluster_table(table, should_stop=should_stop)
     baseline = baseline_statistics = None
     if compare:
         xy = table[["x", "y"]].to_numpy()
