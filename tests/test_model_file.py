@@ -70,3 +70,53 @@ def test_corrupt_and_foreign_files_give_clear_errors(tmp_path):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(newer), metadata=metadata)
     with pytest.raises(ModelFileError, match="newer"):
         TrainedMIRO.load(newer)
+
+
+def _lying_copy(trained, tmp_path, network=None, settings=None, name="lying.safetensors"):
+    """The model file of ``trained`` with some claims of its header changed."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": "napari-miro-model",
+        "format_version": "1",
+        "network": json.dumps({**trained.model.config.to_dict(), **(network or {})}),
+        "settings": json.dumps({**trained.settings.to_dict(), **(settings or {})}),
+    }
+    path = tmp_path / name
+    save_file({k: v.contiguous() for k, v in trained.model.state_dict().items()}, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("network", "settings", "message"),
+    [
+        ({"steps": 1_000_000}, None, "recurrent steps = 1e\\+06"),
+        ({"hidden": 8000}, None, "hidden size = 8000"),
+        ({"hidden": 128}, None, "tensors do not match"),
+        ({"node_features": 7}, None, "7 node"),
+        ({"fine_step": 50}, None, "fine-scale step"),
+        ({"steps": "many"}, None, "not a whole number"),
+        (None, {"delta_nm": float("nan")}, "delta is nan"),
+        (None, {"delta_nm": -5.0}, "delta = -5"),
+        (None, {"field_size_nm": 1e-3}, "training field size"),
+        (None, {"passes": 10**6}, "passes"),
+        (None, {"min_samples": 0}, "min_samples = 0"),
+        (None, {"eps_nm": None}, "eps_nm is None"),
+        (None, {"class_names": ["background", "ring"]}, "names 2 classes"),
+        (None, {"training": [1, 2]}, "training record"),
+    ],
+)
+def test_model_files_that_lie_are_refused_at_once(trained_rings, tmp_path, network, settings, message):
+    """A header claiming a million recurrent steps or a hidden size of 8,000 is refused before anything is
+    allocated or run, in well under a second."""
+    import time
+
+    path = _lying_copy(trained_rings[0], tmp_path, network, settings)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=message):
+        TrainedMIRO.load(path)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_an_honest_copy_still_loads(trained_rings, tmp_path):
+    assert TrainedMIRO.load(_lying_copy(trained_rings[0], tmp_path)).settings == trained_rings[0].settings

@@ -2,14 +2,16 @@
 
 safetensors holds the weights; the network's configuration and :class:`MIROSettings` (graph threshold, units,
 DBSCAN's suggested parameters, class names, the training record) are JSON text in its metadata. Loading never
-runs code from the file.
+runs code from the file, and every number the file claims is bounded and checked against its tensors before
+anything is allocated (:data:`LIMITS`).
 
-Pure core (torch, safetensors): imports neither Qt nor napari; of napari_miro only model.
+Pure core (torch, safetensors): imports neither Qt nor napari; of napari_miro only model and graph.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import torch
 
 from napari_miro.model import MIRO, MIROConfig
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MIROSettings", "ModelFileError", "TrainedMIRO"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LIMITS", "MIROSettings", "ModelFileError", "TrainedMIRO"]
 
 
 FORMAT_NAME = "napari-miro-model"
@@ -27,6 +29,79 @@ FORMAT_VERSION = 1
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded (missing, corrupt, foreign, or from an unknown version)."""
+
+
+#: what a model file may claim, generous for real models (the paper's: hidden 256, <= 25 steps) and tight enough
+#: that a lying header cannot make loading or clustering allocate gigabytes or run for hours
+LIMITS = {
+    "hidden": (1, 2048),
+    "steps": (1, 100),
+    "n_classes": (0, 64),
+    "passes": (1, 10),
+    "delta_nm": (0.1, 1e5),
+    "length_nm": (1e-3, 1e6),  # displacement unit, edge scale, DBSCAN eps
+    "field_size_nm": (1.0, 1e7),
+    "min_samples": (1, 10**6),
+}
+
+
+def _checked(name: str, value, limits: tuple[float, float], integer: bool = False, optional: bool = False):
+    """``value`` when it is a number within ``limits`` (an int when ``integer``), else a ModelFileError."""
+    if value is None and optional:
+        return None
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        raise ModelFileError(f"the model file's {name} is {value!r}, not a {'whole ' if integer else ''}number")
+    low, high = limits
+    if not low <= value <= high:
+        raise ModelFileError(f"the model file claims {name} = {value:g}, outside {low:g}..{high:g}")
+    return value
+
+
+def _check_config(config: MIROConfig) -> None:
+    """Refuse network descriptions that could not run here or that no real model has (before allocating)."""
+    from napari_miro.graph import N_ENCODINGS
+
+    _checked("hidden size", config.hidden, LIMITS["hidden"], integer=True)
+    _checked("recurrent steps", config.steps, LIMITS["steps"], integer=True)
+    _checked("number of classes", config.n_classes, LIMITS["n_classes"], integer=True)
+    if config.node_features != N_ENCODINGS or config.edge_features != 3:
+        raise ModelFileError(
+            f"the network reads {config.node_features} node and {config.edge_features} edge features; this "
+            f"napari-miro gives {N_ENCODINGS} and 3"
+        )
+    if config.fine_step is not None:
+        _checked("fine-scale step", config.fine_step, (0, config.steps - 1), integer=True)
+
+
+def _check_settings(settings: MIROSettings, n_classes: int) -> None:
+    _checked("delta", settings.delta_nm, LIMITS["delta_nm"])
+    _checked("displacement unit", settings.displacement_unit_nm, LIMITS["length_nm"], optional=True)
+    _checked("edge scale", settings.edge_scale_nm, LIMITS["length_nm"], optional=True)
+    _checked("training field size", settings.field_size_nm, LIMITS["field_size_nm"])
+    if settings.field_size_nm < settings.delta_nm:
+        raise ModelFileError(f"the model's field ({settings.field_size_nm:g} nm) is smaller than its delta")
+    _checked("passes", settings.passes, LIMITS["passes"], integer=True)
+    for name in ("eps_nm", "fine_eps_nm", "dbscan_eps_nm"):
+        _checked(name, getattr(settings, name), LIMITS["length_nm"], optional=name != "eps_nm")
+    for name in ("min_samples", "fine_min_samples", "dbscan_min_samples"):
+        _checked(name, getattr(settings, name), LIMITS["min_samples"], integer=True, optional=name != "min_samples")
+    names = settings.class_names
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ModelFileError("the model file's class names are not a list of names")
+    if names and len(names) != n_classes:
+        raise ModelFileError(f"the model file names {len(names)} classes but its network has {n_classes}")
+    if not isinstance(settings.training, dict):
+        raise ModelFileError("the model file's training record is not a record")
+
+
+def _check_tensors(config: MIROConfig, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The tensors must be exactly those of the described network (compared on the meta device: no memory)."""
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in MIRO(config).state_dict().items()}
+    if shapes != expected:
+        wrong = sorted(set(shapes) ^ set(expected)) or [n for n in expected if shapes[n] != expected[n]]
+        raise ModelFileError(f"its tensors do not match the network it describes (first difference: {wrong[0]})")
 
 
 @dataclass
@@ -97,6 +172,16 @@ class TrainedMIRO:
         save_file(tensors, str(path), metadata=metadata)
         return path
 
+    @staticmethod
+    def _description(metadata: dict) -> tuple[MIROConfig, MIROSettings]:
+        try:
+            network, stored = json.loads(metadata["network"]), json.loads(metadata["settings"])
+            if not isinstance(network, dict) or not isinstance(stored, dict):
+                raise TypeError("not a record")
+            return MIROConfig.from_dict(network), MIROSettings.from_dict(stored)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"the model description is damaged ({error})") from None
+
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TrainedMIRO:
         """Load a model file. Loading never runs code from the file: safetensors holds only tensors and text."""
@@ -108,21 +193,32 @@ class TrainedMIRO:
         try:
             with safe_open(str(path), framework="pt", device="cpu") as handle:
                 metadata = handle.metadata() or {}
+                shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+                if metadata.get("format") != FORMAT_NAME:
+                    raise ModelFileError(
+                        f"{path.name} holds tensors, but not a napari-miro model (no '{FORMAT_NAME}' tag)."
+                    )
+                if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+                    raise ModelFileError(
+                        f"{path.name} was written by a newer napari-miro; update napari-miro to open it."
+                    )
+                config, settings = cls._description(metadata)
+                _check_config(config)
+                _check_settings(settings, config.n_classes)
+                _check_tensors(config, shapes)
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        except ModelFileError as error:
+            if str(error).startswith(path.name):
+                raise
+            raise ModelFileError(f"{path.name} was refused: {error}.") from None
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise ModelFileError(
                 f"{path.name} is not a napari-miro model file (it could not be read as safetensors: {error})."
             ) from None
-        if metadata.get("format") != FORMAT_NAME:
-            raise ModelFileError(f"{path.name} holds tensors, but not a napari-miro model (no '{FORMAT_NAME}' tag).")
-        if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-            raise ModelFileError(f"{path.name} was written by a newer napari-miro; update napari-miro to open it.")
         try:
-            config = MIROConfig.from_dict(json.loads(metadata["network"]))
-            settings = MIROSettings.from_dict(json.loads(metadata["settings"]))
             model = MIRO(config)
             model.load_state_dict(tensors, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as error:
+        except (TypeError, ValueError, RuntimeError) as error:
             raise ModelFileError(f"{path.name}: the model description is damaged ({error}).") from None
         model.to(device).eval()
         return cls(model, settings)
