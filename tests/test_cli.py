@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -162,18 +163,54 @@ def test_blinking_sample_is_trained_with_the_blinking_background():
         (["cluster", "{rings}", "--model", "{rings}", "--out", "{tmp}/o.csv"], "not a napari-miro model file"),
         (["cluster", "{rings}", "--model", "{tmp}/none.safetensors", "--out", "{tmp}/o.csv"], "no such model file"),
         (["demo", "--sample", "stars"], "unknown sample"),
+        (
+            ["train", "{rings}", "--labels", "cluster", "--out", "{tmp}/missing/m.safetensors"],
+            "folder {tmp}/missing does not exist",
+        ),
+        (["cluster", "{rings}", "--model", "{tmp}/none.safetensors", "--out", "{tmp}/no/o.csv"], "does not exist"),
+        (["cluster", "{rings}", "--model", "{rings}", "--out", "{tmp}"], "is a folder"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_code_2(arguments, message, tmp_path, rings_csv, capsys):
     filled = [a.format(rings=rings_csv, tmp=tmp_path) for a in arguments]
+    start = time.perf_counter()
     assert main(filled) == 2
+    assert time.perf_counter() - start < 10  # said before any training or clustering
     error = capsys.readouterr().err.strip().splitlines()
-    assert error[-1].startswith("napari-miro: error:") and message in error[-1]
+    assert error[-1].startswith("napari-miro:") and message.format(tmp=tmp_path) in error[-1]
 
 
-def test_argparse_errors_also_exit_with_2():
+def test_ctrl_c_during_training_keeps_the_best_model_so_far(tmp_path, rings_csv, monkeypatch, capsys):
+    import os
+    import signal
+
+    from napari_miro import cli
+
+    steps = []
+    report = cli._TrainingBar.__call__
+
+    def interrupt_at_step_5(self, info):
+        if info["phase"] == "training":
+            steps.append(info["step"])
+            if info["step"] == 5:
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+        return report(self, info)
+
+    monkeypatch.setattr(cli._TrainingBar, "__call__", interrupt_at_step_5)
+    model = tmp_path / "m.safetensors"
+    arguments = ["train", str(rings_csv), "--labels", "cluster", "--clusters", "1", "--out", str(model)]
+    assert main([*arguments, "--max-steps", "500", "--base", "none", "--quiet"]) == 0
+    assert max(steps) < 20
+    trained = TrainedMIRO.load(model)
+    assert trained.settings.training["stopped_early"] is True
+    assert "stopped early" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as before afterwards
+
+
+@pytest.mark.parametrize("arguments", [["cluster"], ["cluster", "a.csv", "--model", "m", "--out", "o", "--threads", "0"]])
+def test_argparse_errors_also_exit_with_2(arguments):
     with pytest.raises(SystemExit) as info:
-        main(["cluster"])
+        main(arguments)
     assert info.value.code == 2
 
 

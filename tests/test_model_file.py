@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -25,6 +27,16 @@ def test_model_file_round_trip(trained_rings, rings_field, tmp_path):
     positions = rings_field[["x", "y"]].to_numpy()
     np.testing.assert_array_equal(cluster_points(trained, positions).labels, cluster_points(loaded, positions).labels)
     assert loaded.settings.training["optimizer_steps"] > 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_model_files_are_readable_by_others_as_the_umask_says(trained_rings, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = trained_rings[0].save(tmp_path / "shared.safetensors")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_a_pickle_crafted_to_run_code_is_refused_without_running_it(tmp_path):

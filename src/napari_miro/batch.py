@@ -24,6 +24,7 @@ import pandas as pd
 
 from napari_miro import __version__
 from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
+from napari_miro.output_files import atomic_path
 from napari_miro.plotting import summary_figure
 from napari_miro.stats import SUMMARY_STATISTICS
 
@@ -107,7 +108,8 @@ def cluster_file(
         on_warning(note)
     write_thunderstorm(out, table_path)
     if statistics_path is not None:
-        statistics.to_csv(statistics_path, index=False)
+        with atomic_path(statistics_path) as partial:
+            statistics.to_csv(partial, index=False)
     return {
         "n_localizations": len(df),
         "n_dropped": int(df.attrs.get("n_dropped", 0)),

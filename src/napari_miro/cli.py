@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
+from napari_miro.output_files import check_output
 
 EXIT_BAD_INPUT = 2
 SAMPLES = {
@@ -145,15 +149,41 @@ class _TrainingBar:
             self.bar.close()
 
 
+@contextmanager
+def _stop_on_interrupt():
+    """While training: the first Ctrl-C asks training to stop after the current step (the best model so far is
+    kept and saved), a second one aborts. Yields the ``should_stop`` callable."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked.is_set
+        return
+
+    def on_interrupt(signum, frame) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        print("\nstopping after this step; the best model so far is kept (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _fit_with_progress(clusterer, data, quiet: bool) -> None:
-    """Fit with a progress bar and the time left on stderr; then say which background was decided, and why."""
+    """Fit with a progress bar and the time left on stderr (Ctrl-C stops early and keeps the best model so far);
+    then say which background was decided, and why."""
     from napari_miro.time_left import TimeLeft
 
     bar = _TrainingBar(quiet, TimeLeft(clusterer.training_settings()))
     try:
-        clusterer.fit(data, progress=bar)
+        with _stop_on_interrupt() as should_stop:
+            clusterer.fit(data, progress=bar, should_stop=should_stop)
     finally:
         bar.close()
+    if clusterer.training_.stopped_early:
+        print(f"stopped early: the best model of {len(clusterer.history_)} steps is kept", file=sys.stderr)
     if clusterer.background_decision_ is not None:
         print(clusterer.background_decision_.reason, file=sys.stderr)
 
@@ -229,6 +259,7 @@ def _train(args: argparse.Namespace) -> int:
     from napari_miro.tuning import tuning_note
 
     resolve_device(args.device)  # a clear message before any work when the device does not exist
+    out = check_output(args.out, what="model file")  # before minutes of training, not after
     clusterer = _clusterer(args)
     data = annotated_from_files(args.inputs, args.labels, args.clusters, args.classes, args.fine, args.pixel_size)
     settings = clusterer.training_settings()
@@ -239,10 +270,10 @@ def _train(args: argparse.Namespace) -> int:
     )
     _fit_with_progress(clusterer, data, args.quiet)
     trained, result = clusterer.model_, clusterer.training_
-    trained.save(args.out)
+    trained.save(out)
     summary = trained.settings
     print(
-        f"saved {args.out}: delta {summary.delta_nm:g} nm, {result.summary()['optimizer_steps']} steps in "
+        f"saved {out}: delta {summary.delta_nm:g} nm, {result.summary()['optimizer_steps']} steps in "
         f"{result.seconds:.0f} s on {result.device}; suggested eps {summary.eps_nm:g} nm, min_samples "
         f"{summary.min_samples}"
     )
@@ -270,6 +301,9 @@ def _cluster(args: argparse.Namespace) -> int:
 
     from napari_miro.batch import cluster_file
 
+    check_output(args.out, what="clustered table")  # before the clustering, not after
+    if args.stats:
+        check_output(args.stats, what="statistics table")
     trained = _load_model(args.model)
     bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, disable=args.quiet, mininterval=1.0)
 

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from napari_miro.output_files import atomic_path
+
 __all__ = [
     "ColumnSpec",
     "LocalizationFileError",
@@ -368,7 +370,7 @@ def write_thunderstorm(df: pd.DataFrame, path: str | Path) -> Path:
     lines = pc.binary_join_element_wise(
         *[_column_as_text(column) for column in table.columns], pa.scalar(",", pa.large_string())
     )
-    with open(path, "wb") as handle:
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
         handle.write((",".join(labels) + "\n").encode("utf-8"))
         for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
             if len(chunk):

@@ -5,7 +5,7 @@ DBSCAN's suggested parameters, class names, the training record) are JSON text i
 runs code from the file, and every number the file claims is bounded and checked against its tensors before
 anything is allocated (:data:`LIMITS`).
 
-Pure core (torch, safetensors): imports neither Qt nor napari; of napari_miro only model and graph.
+Pure core (torch, safetensors): imports neither Qt nor napari; of napari_miro only model, graph and output_files.
 """
 
 from __future__ import annotations
@@ -158,10 +158,14 @@ class TrainedMIRO:
         return self.model.config.fine_step is not None
 
     def save(self, path: str | Path) -> Path:
-        """Write safetensors weights with the whole configuration as JSON metadata (no pickle)."""
+        """Write safetensors weights with the whole configuration as JSON metadata (no pickle). The folder is checked
+        first (:class:`~napari_miro.output_files.OutputPathError`); a failed write raises OSError and leaves any
+        earlier file at ``path`` as it was."""
         from safetensors.torch import save_file
 
-        path = Path(path)
+        from napari_miro.output_files import atomic_path, check_output
+
+        path = check_output(path, what="model file")
         metadata = {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),
@@ -169,7 +173,13 @@ class TrainedMIRO:
             "settings": json.dumps(self.settings.to_dict()),
         }
         tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
-        save_file(tensors, str(path), metadata=metadata)
+        from safetensors import SafetensorError
+
+        try:
+            with atomic_path(path) as partial:  # never half a model file, never the old one destroyed by a failure
+                save_file(tensors, str(partial), metadata=metadata)
+        except SafetensorError as error:  # e.g. a full disk
+            raise OSError(f"could not write {path}: {error}") from None
         return path
 
     @staticmethod

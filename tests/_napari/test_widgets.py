@@ -148,6 +148,16 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     saved = statistics.save_results(str(tmp_path / "clustered.csv"))
     back = read_localizations(saved)
     assert "cluster" in back.columns and len(back) == len(before_data)
+    # a name without an extension: written as .csv, and the message names the file that was written
+    assert statistics.save_results(str(tmp_path / "named")) == str(tmp_path / "named.csv")
+    assert messages["info"][-1].endswith("named.csv")
+    # outputs that cannot be written: one message each, nothing claimed, nothing raised
+    assert statistics.save_results(str(tmp_path / "clustered.txt")) is None
+    assert statistics.export(str(tmp_path / "missing" / "stats.csv")) is None
+    assert trainer.save_model(str(tmp_path / "missing" / "model.safetensors")) is None
+    assert len(messages["error"]) == 3 and all("clustered.txt" in m or "does not exist" in m for m in messages["error"])
+    assert not (tmp_path / "clustered.txt").exists()
+    messages["error"].clear()
 
     # save and load the model through the widget
     path = trainer.save_model(str(tmp_path / "model.safetensors"))

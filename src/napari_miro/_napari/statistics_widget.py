@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from napari_miro.io import LocalizationFileError
+from napari_miro.output_files import OutputPathError, atomic_path, check_output
 from napari_miro.plotting import overlay_histograms
 from napari_miro.stats import compare_statistics
 
 from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
 from .session import ClusteringRun, session_for
+from .writer import write_points
 
 HISTOGRAMS = [
     ("n_localizations", "localizations per cluster"),
@@ -137,9 +140,18 @@ class StatisticsWidget(QWidget):
         if run.dbscan_statistics is not None:
             table = compare_statistics(run.statistics, run.dbscan_statistics)
         table.insert(0, "layer", run.layer_name)
-        pd.DataFrame(table).to_csv(path, index=False)
-        notify_info(f"Statistics written to {path}")
-        return path
+        try:
+            target = check_output(path, ".csv", "statistics table")
+            with atomic_path(target) as partial:
+                pd.DataFrame(table).to_csv(partial, index=False)
+        except OSError as error:
+            notify_error(f"Could not write the statistics to {path}: {error}")
+            return None
+        except OutputPathError as error:
+            notify_error(str(error))
+            return None
+        notify_info(f"Statistics written to {target}")
+        return str(target)
 
     def save_results(self, path: str | None = None) -> str | None:
         """Write the clustered layer (every column + cluster labels) as a ThunderSTORM CSV via the writer."""
@@ -153,6 +165,15 @@ class StatisticsWidget(QWidget):
         )
         if path is None:
             return None
-        written = self.viewer.layers[name].save(path, plugin="napari-miro")
-        notify_info(f"Clustered localizations written to {path}")
-        return written[0] if isinstance(written, list) and written else path
+        layer = self.viewer.layers[name]
+        try:
+            target = check_output(path, ".csv", "clustered table")
+            written = write_points(str(target), layer.data, {"features": layer.features, "metadata": layer.metadata})
+        except (OSError, LocalizationFileError) as error:
+            notify_error(f"Could not write the clustered localizations to {path}: {error}")
+            return None
+        except OutputPathError as error:
+            notify_error(str(error))
+            return None
+        notify_info(f"Clustered localizations written to {written[0]}")
+        return written[0]

@@ -377,8 +377,13 @@ class TrainWidget(QWidget):
         path = ask_save_path(self, path, "Save MIRO model", f"{layer.name}.safetensors", MODEL_FILTER)
         if path is None:
             return None
+        from napari_miro.output_files import OutputPathError
+
         try:
-            trained.save(path)
+            path = str(trained.save(path))
+        except OutputPathError as error:
+            notify_error(str(error))
+            return None
         except OSError as error:
             notify_error(f"Could not save the model to {path}: {error}")
             return None
