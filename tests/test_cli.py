@@ -207,7 +207,9 @@ def test_ctrl_c_during_training_keeps_the_best_model_so_far(tmp_path, rings_csv,
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as before afterwards
 
 
-@pytest.mark.parametrize("arguments", [["cluster"], ["cluster", "a.csv", "--model", "m", "--out", "o", "--threads", "0"]])
+@pytest.mark.parametrize(
+    "arguments", [["cluster"], ["cluster", "a.csv", "--model", "m", "--out", "o", "--threads", "0"]]
+)
 def test_argparse_errors_also_exit_with_2(arguments):
     with pytest.raises(SystemExit) as info:
         main(arguments)

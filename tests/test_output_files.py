@@ -7,11 +7,11 @@ from napari_miro.output_files import OutputPathError, atomic_path, check_output
 
 
 def test_check_output_says_what_is_wrong_before_any_work(tmp_path):
-    with pytest.raises(OutputPathError, match="folder .* does not exist"):
+    with pytest.raises(OutputPathError, match=r"folder .* does not exist"):
         check_output(tmp_path / "missing" / "model.safetensors")
     with pytest.raises(OutputPathError, match="is a folder"):
         check_output(tmp_path)
-    with pytest.raises(OutputPathError, match="written as a .csv file; table.txt ends in .txt"):
+    with pytest.raises(OutputPathError, match=r"written as a \.csv file; table\.txt ends in \.txt"):
         check_output(tmp_path / "table.txt", ".csv")
     assert check_output(tmp_path / "table", ".csv") == tmp_path / "table.csv"  # what is reported is written
     assert check_output(tmp_path / "table.CSV", ".csv") == tmp_path / "table.CSV"
