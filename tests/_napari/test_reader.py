@@ -18,11 +18,35 @@ def _write(tmp_path: Path, text: str, name: str = "cell.csv") -> Path:
     return path
 
 
-def test_declines_files_that_are_not_localization_tables(tmp_path):
-    assert napari_get_reader(str(_write(tmp_path, "name,value\na,1\n", "table.csv"))) is None
+def test_declines_what_is_not_a_table_file(tmp_path):
     assert napari_get_reader(str(_write(tmp_path, HEADER + "1,1,2,3,4\n", "image.tif"))) is None
     assert napari_get_reader(str(tmp_path / "missing.csv")) is None
     assert napari_get_reader([]) is None
+    empty_folder = tmp_path / "images"
+    empty_folder.mkdir()
+    _write(empty_folder, "name,value\na,1\n", "notes.csv")
+    assert napari_get_reader(str(empty_folder)) is None  # no localization table: other folder readers get it
+
+
+@pytest.mark.parametrize(("text", "message"), [("name,value\na,1\n", "no x and y columns"), ("", "is empty")])
+def test_a_table_napari_miro_cannot_read_gets_its_own_message(tmp_path, monkeypatch, text, message):
+    """When the user picks napari-miro for a CSV without x/y (or an empty one), they read why, not napari's
+    'Reader refused the file'."""
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
+    path = _write(tmp_path, text, "table.csv")
+    reader = napari_get_reader(str(path))
+    assert reader is not None and reader(str(path)) == NULL_LAYER
+    assert len(messages) == 1 and message in messages[0] and "table.csv" in messages[0]
+
+
+def test_a_folder_of_tables_opens_each_as_a_layer(tmp_path):
+    for name in ("b.csv", "a.csv"):
+        _write(tmp_path, HEADER + "1,1,100.0,200.0,10\n2,3,300.0,400.0,12\n", name)
+    _write(tmp_path, "name,value\na,1\n", "notes.csv")
+    reader = napari_get_reader(str(tmp_path))
+    assert reader is not None
+    assert [kwargs["name"] for _, kwargs, _ in reader(str(tmp_path))] == ["a", "b"]
 
 
 def test_layer_data_follows_napari_conventions(tmp_path):
@@ -85,9 +109,11 @@ def test_viewer_opens_the_real_thunderstorm_file(make_napari_viewer, shared_data
     assert len(layer.data) == 19 and "intensity" in layer.features
 
 
-def test_viewer_declines_a_plain_table_without_error(make_napari_viewer, tmp_path):
+def test_viewer_says_why_a_plain_table_is_not_opened(make_napari_viewer, tmp_path, monkeypatch):
+    messages = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", messages.append)
     path = _write(tmp_path, "name,value\na,1\n", "table.csv")
     viewer = make_napari_viewer()
-    with pytest.raises(ValueError):  # napari-miro refuses; napari names it as not readable by this plugin
-        viewer.open(str(path), plugin="napari-miro")
+    viewer.open(str(path), plugin="napari-miro")  # no exception: one message, no layer
     assert len(viewer.layers) == 0
+    assert len(messages) == 1 and "no x and y columns" in messages[0]

@@ -1,8 +1,9 @@
 """npe2 reader: ThunderSTORM and generic x/y CSV files become a Points layer in nm.
 
-A thin adapter over :mod:`napari_miro.io`: it declines (returns None) any file whose header names no x/y
-columns, so other CSV readers keep working, and turns a problem with a localization table into a clear
-notification instead of a traceback.
+A thin adapter over :mod:`napari_miro.io`. It takes every .csv / .txt file, so that a table it cannot read (no x
+and y columns, empty, not numbers) gets napari-miro's own message instead of napari's "the reader refused the
+file" (napari offers its other CSV readers beside it); and a folder that holds localization tables, each opened
+as a layer. Problems become notifications, never tracebacks.
 """
 
 from __future__ import annotations
@@ -20,15 +21,27 @@ NULL_LAYER = [(None,)]  # npe2's sentinel: the file was ours, but no layer is ad
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
-    """Return a reader function when ``path`` is a localization table (or a list of them), else None."""
+    """Return a reader function for .csv / .txt files (or a list of them), or a folder holding localization
+    tables; else None (other readers then get the path)."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         return None
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return read_localization_files if tables_in(Path(paths[0])) else None
     for item in paths:
         item = Path(item)
-        if item.suffix.lower() not in SUFFIXES or not item.is_file() or not looks_like_localization_table(item):
+        if item.suffix.lower() not in SUFFIXES or not item.is_file():
             return None
     return read_localization_files
+
+
+def tables_in(folder: Path) -> list[Path]:
+    """The localization tables directly inside a folder, sorted by name."""
+    return sorted(
+        item
+        for item in folder.iterdir()
+        if item.suffix.lower() in SUFFIXES and item.is_file() and looks_like_localization_table(item)
+    )
 
 
 def read_localization_files(path: str | list[str], **_: Any) -> list:
@@ -36,6 +49,8 @@ def read_localization_files(path: str | list[str], **_: Any) -> list:
     from napari.utils.notifications import show_error, show_warning
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        paths = tables_in(Path(paths[0]))
     layers = []
     for item in paths:
         item = Path(item)
