@@ -76,6 +76,7 @@ def _annotate(viewer, label: int = 3, class_name: str = "ring"):
 def _train(qtbot, viewer, minutes: float = 0.05) -> TrainWidget:
     widget = TrainWidget(viewer)
     assert widget.preset.currentText() == "compact"  # the default suits a CPU
+    assert widget.delta.text().startswith("auto") and widget.clusterer().delta_nm is None  # not "1 nm"
     assert widget.settings().background == "auto"  # decided from the data when training starts
     widget.background.setCurrentText("blinking")
     assert widget.settings().background == "blinking"
@@ -86,6 +87,12 @@ def _train(qtbot, viewer, minutes: float = 0.05) -> TrainWidget:
     assert worker is not None and widget.train_button.text() == "Stop"
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     return widget
+
+
+def test_every_layer_the_plugin_adds_is_in_nm(rings_viewer):
+    _annotate(rings_viewer)
+    assert {str(u) for layer in rings_viewer.layers for u in layer.units} == {"nanometer"}
+    assert rings_viewer.layers.extent.units is not None  # napari warns "Inconsistent units" when this is None
 
 
 def test_annotate_widget_opens_a_lasso_layer_and_counts(rings_viewer):
@@ -130,6 +137,7 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
     for suffix in ("collapsed", "clusters", "centroids", "DBSCAN alone"):
         assert f"rings {suffix}" in rings_viewer.layers, suffix
+    assert rings_viewer.layers.extent.units is not None  # every layer in nm
     clusters = rings_viewer.layers["rings clusters"]
     assert {"cluster", "x_collapsed", "y_collapsed", "gt_cluster"} <= set(clusters.features.columns)
     centroids = rings_viewer.layers["rings centroids"]

@@ -84,6 +84,7 @@ class AnnotateWidget(QWidget):
                 edge_width=max(2.0, float(np.mean(points.size)) / 4),
                 features={"class": np.array([], dtype=object)},
                 metadata={ANNOTATION_KEY: points.name},
+                units=points.units,  # the localizations' (nm): one unit across layers, no napari warning
             )
             shapes.events.data.connect(lambda *_: self.update_summary())
         self._set_class_default()

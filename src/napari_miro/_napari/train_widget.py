@@ -95,9 +95,10 @@ class TrainWidget(QWidget):
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
         self.delta = QDoubleSpinBox()
-        self.delta.setRange(1.0, 100_000.0)
+        self.delta.setRange(0.0, 100_000.0)
         self.delta.setSuffix(" nm")
         self.delta.setDecimals(0)
+        self.delta.setSpecialValueText("auto (from the annotated clusters)")  # shown at 0: suggested at Train
         self.suggest = QPushButton("suggest")
         self.minutes = QDoubleSpinBox()
         self.minutes.setRange(0.05, 24 * 60)
@@ -191,7 +192,7 @@ class TrainWidget(QWidget):
             base_model=self.base.currentText() if self.base.isEnabled() else "none",
             background=self.background.currentText(),
             minutes=float(self.minutes.value()),
-            delta_nm=float(self.delta.value()),
+            delta_nm=float(self.delta.value()) or None,
             device=self.device.currentText(),
         )
 
@@ -215,8 +216,6 @@ class TrainWidget(QWidget):
         except ValueError as error:
             notify_error(str(error))
             return None
-        if self.delta.value() <= 1.0:
-            self.delta.setValue(suggest_delta(data))
         clusterer = self.clusterer()
         settings = clusterer.training_settings()
         self._stop.clear()
