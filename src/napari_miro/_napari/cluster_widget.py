@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
-from .layers import LOCALIZATION_COLOR
+from .layers import LOCALIZATION_COLOR, label_colours
 from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
 
 UNCLUSTERED_GREY = "#6e6e6e"
@@ -24,17 +24,6 @@ UNCLUSTERED_GREY = "#6e6e6e"
 
 def _has_model(layer) -> bool:
     return MODEL_KEY in getattr(layer, "metadata", {})
-
-
-def label_colours(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """An RGBA colour per point: a random bright colour per cluster, grey for label 0."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    palette = np.column_stack(
-        [rng.uniform(0.25, 1.0, (int(labels.max(initial=0)) + 1, 3)), np.ones(int(labels.max(initial=0)) + 1)]
-    )
-    palette[0] = [0.43, 0.43, 0.43, 0.6]
-    return palette[labels]
 
 
 def result_layers(run: ClusteringRun, result, source_layer, class_names: list[str], baseline=None) -> list[tuple]:
@@ -51,7 +40,11 @@ def result_layers(run: ClusteringRun, result, source_layer, class_names: list[st
             {**base, "name": f"{name} collapsed", "face_color": LOCALIZATION_COLOR, "visible": False},
             "points",
         ),
-        (yx, {**base, "name": f"{name} clusters", "face_color": label_colours(table["cluster"].to_numpy())}, "points"),
+        (
+            yx,
+            {**base, "name": f"{name} clusters", "face_color": label_colours(table["cluster"].to_numpy(), yx)},
+            "points",
+        ),
     ]
     if "class" in table and class_names:
         palette = ["#6e6e6e", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
@@ -65,7 +58,7 @@ def result_layers(run: ClusteringRun, result, source_layer, class_names: list[st
                 {
                     **base,
                     "name": f"{name} fine clusters",
-                    "face_color": label_colours(table["fine_cluster"].to_numpy(), seed=1),
+                    "face_color": label_colours(table["fine_cluster"].to_numpy(), yx),
                 },
                 "points",
             )
@@ -94,7 +87,7 @@ def result_layers(run: ClusteringRun, result, source_layer, class_names: list[st
                     **base,
                     "name": f"{name} DBSCAN alone",
                     "features": table.assign(cluster=baseline),
-                    "face_color": label_colours(baseline, seed=2),
+                    "face_color": label_colours(baseline, yx),
                     "visible": False,
                 },
                 "points",

@@ -303,7 +303,7 @@ class TrainWidget(QWidget):
 
     def preview_clusters(self, layer, trained):
         """Cluster the layer with ``trained`` in a worker and show the labels in a '<layer> preview' layer."""
-        from .cluster_widget import label_colours
+        from .layers import label_colours
         from .session import PREVIEW_KEY, layer_xy
 
         if not self.preview.isChecked() or len(layer.data) > PREVIEW_MAX_POINTS or len(layer.data) < 3:
@@ -312,7 +312,7 @@ class TrainWidget(QWidget):
 
         def show(result) -> None:
             name = f"{layer.name} preview"
-            colours = label_colours(result.labels)
+            colours = label_colours(result.labels, xy[:, ::-1])
             clusters = int(result.labels.max())
             if name in self.viewer.layers:
                 preview = self.viewer.layers[name]
