@@ -132,7 +132,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     ):
         assert (out / name).is_file(), name
     report = json.loads((out / "demo.json").read_text())
-    assert [row["method"] for row in report["results"]] == ["MIRO + DBSCAN", "DBSCAN alone"]
+    methods = [row["method"] for row in report["results"]]
+    assert methods == ["MIRO + DBSCAN", "DBSCAN alone", "DBSCAN alone, best on the ground truth"]
+    assert all(0 <= row["JI_c"] <= 1 and row["eps_nm"] > 0 for row in report["results"])
     printed = capsys.readouterr().out
     assert "MIRO + DBSCAN" in printed and "DBSCAN alone" in printed
     assert report["background"] == "uniform"  # the rings sample: one localization per molecule

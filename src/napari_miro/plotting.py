@@ -1,7 +1,7 @@
 """Figures: histograms of cluster statistics, the demo's overview, the batch's per-group summary.
 
 The only core module that draws with matplotlib (its Figure objects, never pyplot: safe beside a running viewer).
-Imports neither Qt nor napari; of napari_miro only stats.
+Imports neither Qt nor napari; of napari_miro only colours and stats.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from napari_miro.colours import label_colours
 from napari_miro.stats import SUMMARY_STATISTICS
 
 __all__ = ["demo_figure", "draw_group_histograms", "overlay_histograms", "summary_figure"]
@@ -58,20 +59,34 @@ def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def demo_figure(positions, truth, miro, baseline, statistics, baseline_statistics, path: Path) -> None:
-    """Points coloured by ground truth / MIRO / DBSCAN, the collapsed points, and statistic histograms."""
+def demo_figure(
+    positions, truth, miro, baseline, statistics, baseline_statistics, path: Path, annotated=None, baseline_title=""
+) -> None:
+    """Points coloured by ground truth / MIRO / DBSCAN, the collapsed points, and statistic histograms; the
+    annotated structure (indices ``annotated``) outlined in the panels of original positions."""
+    from scipy.spatial import ConvexHull, QhullError
+
     figure = Figure(figsize=(18, 9))
     axes = figure.subplots(2, 4)
     panels = [
         (positions, truth, "ground truth"),
         (miro.collapsed.positions, miro.labels, "MIRO: collapsed points"),
         (positions, miro.labels, "MIRO + DBSCAN"),
-        (positions, baseline, "DBSCAN alone"),
+        (positions, baseline, f"DBSCAN alone{baseline_title}"),
     ]
+    outline = None
+    if annotated is not None and len(annotated) >= 3:
+        try:
+            ring = positions[annotated][ConvexHull(positions[annotated]).vertices]
+            outline = np.vstack([ring, ring[:1]])
+        except QhullError:
+            outline = None
     for axis, (points, labels, title) in zip(axes[0], panels, strict=True):
-        colours = colormaps["tab20"](labels % 20)
-        colours[labels == 0] = (0.75, 0.75, 0.75, 0.6)
+        colours = label_colours(labels, points[:, ::-1])
         axis.scatter(points[:, 0], points[:, 1], s=2, c=colours, linewidths=0)
+        if outline is not None and points is positions:
+            axis.plot(outline[:, 0], outline[:, 1], color="black", linewidth=1.2, linestyle="--", label="annotated")
+            axis.legend(loc="upper right", fontsize=8)
         axis.set_title(f"{title} ({int(labels.max())} clusters)")
         axis.set_aspect("equal")
         axis.invert_yaxis()  # ThunderSTORM's y grows downwards

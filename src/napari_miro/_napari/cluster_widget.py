@@ -15,8 +15,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_miro.colours import label_colours
+
 from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
-from .layers import LOCALIZATION_COLOR, label_colours
+from .layers import LOCALIZATION_COLOR
 from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
 
 UNCLUSTERED_GREY = "#6e6e6e"

@@ -303,7 +303,8 @@ class TrainWidget(QWidget):
 
     def preview_clusters(self, layer, trained):
         """Cluster the layer with ``trained`` in a worker and show the labels in a '<layer> preview' layer."""
-        from .layers import label_colours
+        from napari_miro.colours import label_colours
+
         from .session import PREVIEW_KEY, layer_xy
 
         if not self.preview.isChecked() or len(layer.data) > PREVIEW_MAX_POINTS or len(layer.data) < 3:
