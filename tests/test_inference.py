@@ -42,6 +42,17 @@ def test_every_point_gets_one_prediction_in_batches(trained_rings, rings_field):
     assert np.isfinite(small_batches.positions).all()
 
 
+def test_progress_covers_every_pass(trained_rings, rings_field):
+    trained, _ = trained_rings
+    positions = rings_field[["x", "y"]].to_numpy()
+    done = []
+    collapse(trained, positions, tile_nm=800.0, passes=2, progress=lambda d, t: done.append((d, t)))
+    totals = {t for _, t in done}
+    assert len(totals) == 1 and done[-1][0] == done[-1][1]
+    assert [d for d, _ in done] == sorted(d for d, _ in done)  # never back to zero, never at 100% early
+    assert max(d for d, t in done if d < t) >= done[-1][1] // 2  # the second pass is counted
+
+
 def test_collapse_can_be_stopped(trained_rings, rings_field):
     trained, _ = trained_rings
     with pytest.raises(InterruptedError):

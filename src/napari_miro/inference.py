@@ -116,9 +116,15 @@ def collapse(
     if passes > 1:
         options = {"device": device, "tile_nm": tile_nm, "margin_nm": margin_nm, "tile_origin": tile_origin,
                    "max_nodes_per_batch": max_nodes_per_batch, "should_stop": should_stop, "seed": seed}  # fmt: skip
-        result = collapse(trained, positions, progress=progress, passes=1, **options)
-        for _ in range(passes - 1):
-            again = collapse(trained, result.positions, passes=1, **options)
+
+        def pass_progress(index: int):  # one bar over every pass: pass k's tiles come after pass k-1's
+            if progress is None:
+                return None
+            return lambda done, total: progress(index * total + done, passes * total)
+
+        result = collapse(trained, positions, progress=pass_progress(0), passes=1, **options)
+        for index in range(1, passes):
+            again = collapse(trained, result.positions, progress=pass_progress(index), passes=1, **options)
             result = Collapsed(again.positions, np.asarray(positions) - again.positions, result.class_id,
                                result.fine_positions, result.bounded | again.bounded)  # fmt: skip
         return result
