@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from napari_miro.colours import label_colours
 from napari_miro.stats import SUMMARY_STATISTICS
 
-__all__ = ["demo_figure", "draw_group_histograms", "overlay_histograms", "summary_figure"]
+__all__ = ["demo_figure", "draw_group_histograms", "legend_above", "overlay_histograms", "summary_figure"]
 
 
 def overlay_histograms(
@@ -33,6 +34,15 @@ def overlay_histograms(
         axis.hist(value, bins=edges, weights=weights, color=colour, alpha=alpha, label=f"{label} ({len(value)})")
     if fractions:
         axis.set_ylabel("fraction of clusters")
+    # few ticks with SI prefixes: areas in nm^2 (200000, 400000, ...) would otherwise run together
+    axis.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    axis.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def legend_above(axis, fontsize: float = 6) -> None:
+    """The legend in a row above the plot, where it covers no bar."""
+    axis.legend(fontsize=fontsize, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False,
+                borderaxespad=0.2, handlelength=1.0, columnspacing=0.8)  # fmt: skip
 
 
 def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
@@ -46,7 +56,7 @@ def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
         ]
         overlay_histograms(axis, series, bins=25, fractions=True, alpha=0.5 if len(groups) > 1 else 0.8)
         axis.set_xlabel(label)
-        axis.legend(fontsize=7)
+        legend_above(axis, fontsize=7)
 
 
 def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
@@ -105,7 +115,6 @@ def demo_figure(
             ],
         )
         axis.set_xlabel(label)
-        axis.locator_params(axis="x", nbins=5)  # large areas (nm^2) would run their tick labels together
-        axis.legend()
+        legend_above(axis, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

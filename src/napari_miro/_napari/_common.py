@@ -81,6 +81,11 @@ def apply_theme(viewer, figure, axes) -> None:
         axis.title.set_color(colours["text"])
         for spine in axis.spines.values():
             spine.set_color(colours["text"])
+        if (legend := axis.get_legend()) is not None:
+            for text in legend.get_texts():
+                text.set_color(colours["text"])
+        for text in axis.texts:
+            text.set_color(colours["text"])
 
 
 def ask_save_path(parent, path: str | None, title: str, default_name: str, file_filter: str) -> str | None:

@@ -9,7 +9,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from napari_miro.io import LocalizationFileError
 from napari_miro.output_files import OutputPathError, atomic_path, check_output
-from napari_miro.plotting import overlay_histograms
+from napari_miro.plotting import legend_above, overlay_histograms
 from napari_miro.stats import compare_statistics
 
 from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
@@ -72,7 +72,8 @@ class StatisticsWidget(QWidget):
             overlay_histograms(axis, series, fractions=True)
             axis.set_xlabel(label, fontsize=8)
             axis.yaxis.label.set_fontsize(7)
-            axis.legend(fontsize=6)
+            axis.tick_params(labelsize=7)
+            legend_above(axis)
             selector = SpanSelector(
                 axis,
                 lambda low, high, column=column: self.highlight(column, low, high),
@@ -93,19 +94,16 @@ class StatisticsWidget(QWidget):
             axis.text(
                 0.5,
                 0.5,
-                "no shape classes\n(train with two or more class names)",
+                "no shape classes\n(train with\ntwo or more\nclass names)",
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=6,
                 transform=axis.transAxes,
+                wrap=True,
             )
             axis.set_xticks([])
             axis.set_yticks([])
         apply_theme(self.viewer, self.figure, self.axes)
-        for axis in self.axes:  # keep legends readable on a dark background
-            legend = axis.get_legend()
-            if legend is not None:
-                legend.get_frame().set_alpha(0.3)
         self.canvas.draw_idle()
         text = f"'{run.layer_name}': MIRO + DBSCAN {len(miro)} clusters"
         if dbscan is not None:
