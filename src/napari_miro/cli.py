@@ -453,7 +453,7 @@ def _demo(args: argparse.Namespace) -> int:
     compression = metrics.compression_index(positions, miro.collapsed.positions - positions, truth)
     figure = out / "demo.png"
     demo_figure(positions, truth, miro, best_baseline, statistics, baseline_statistics, figure,
-                annotated=data.clusters[0], baseline_title=", best on the ground truth")  # fmt: skip
+                annotated=data.clusters[0], baseline_title=", best case")  # fmt: skip
     report = {
         "sample": path.name,
         "annotated_cluster": chosen,
