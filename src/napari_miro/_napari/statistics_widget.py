@@ -9,10 +9,10 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from napari_miro.io import LocalizationFileError
 from napari_miro.output_files import OutputPathError, atomic_path, check_output
-from napari_miro.plotting import legend_above, overlay_histograms
+from napari_miro.plotting import overlay_histograms
 from napari_miro.stats import compare_statistics
 
-from ._common import apply_theme, ask_save_path, notify_error, notify_info, themed_canvas
+from ._common import apply_theme, ask_save_path, notify_error, notify_info, theme_colours, themed_canvas
 from .session import ClusteringRun, session_for
 from .writer import write_points
 
@@ -73,7 +73,6 @@ class StatisticsWidget(QWidget):
             axis.set_xlabel(label, fontsize=8)
             axis.yaxis.label.set_fontsize(7)
             axis.tick_params(labelsize=7)
-            legend_above(axis)
             selector = SpanSelector(
                 axis,
                 lambda low, high, column=column: self.highlight(column, low, high),
@@ -104,6 +103,14 @@ class StatisticsWidget(QWidget):
             axis.set_xticks([])
             axis.set_yticks([])
         apply_theme(self.viewer, self.figure, self.axes)
+        # one legend for every histogram, above them, so that it covers no bar and narrows no axis
+        for legend in self.figure.legends:
+            legend.remove()
+        handles, labels = self.axes[0].get_legend_handles_labels()
+        legend = self.figure.legend(handles, labels, loc="upper center", ncols=2, fontsize=7, frameon=False)
+        for text in legend.get_texts():
+            text.set_color(theme_colours(self.viewer)["text"])
+        self.figure.set_layout_engine("tight", rect=(0, 0, 1, 0.96))
         self.canvas.draw_idle()
         text = f"'{run.layer_name}': MIRO + DBSCAN {len(miro)} clusters"
         if dbscan is not None:

@@ -98,7 +98,8 @@ class TrainWidget(QWidget):
         self.delta.setRange(0.0, 100_000.0)
         self.delta.setSuffix(" nm")
         self.delta.setDecimals(0)
-        self.delta.setSpecialValueText("auto (from the annotated clusters)")  # shown at 0: suggested at Train
+        self.delta.setSpecialValueText("auto")  # shown at 0: suggested from the annotated clusters at Train
+        self.delta.setToolTip("graph edge length; auto: 0.75 x the annotated clusters' median extent")
         self.suggest = QPushButton("suggest")
         self.minutes = QDoubleSpinBox()
         self.minutes.setRange(0.05, 24 * 60)
