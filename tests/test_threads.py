@@ -47,6 +47,7 @@ def fake_load(monkeypatch, values):
     readings = iter(values)
     monkeypatch.setattr(threads._CpuClock, "busy_elsewhere", lambda self: next(readings))
     monkeypatch.setattr(threads, "FIRST_SAMPLE_SECONDS", 0.0)
+    monkeypatch.setattr(threads, "_recent", None)
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
 
 
@@ -115,3 +116,16 @@ def test_training_in_a_worker_thread_leaves_the_busy_cores_alone(monkeypatch, on
 
 def test_n_threads_is_a_parameter():
     assert MIROClusterer(n_threads=2).get_params()["n_threads"] == 2
+
+
+def test_a_recent_measurement_is_reused(monkeypatch):
+    """Short calls in a loop (predict on many fields) do not each watch the CPU for a fraction of a second."""
+    import time
+
+    fake_load(monkeypatch, [3.0])  # one reading only: a second one would raise StopIteration
+    with ThreadBudget() as first:
+        pass
+    start = time.perf_counter()
+    with ThreadBudget() as second:
+        pass
+    assert first.threads == second.threads == 1 and time.perf_counter() - start < 0.1

@@ -25,6 +25,9 @@ __all__ = ["ThreadBudget", "available_cores", "busy_elsewhere", "free_cores"]
 
 #: how long the first measurement of the other processes' load watches the CPU (seconds)
 FIRST_SAMPLE_SECONDS = 0.2
+#: a measurement this recent (seconds) is reused, so that many short calls (predict in a loop) do not each wait
+RECENT_SECONDS = 5.0
+_recent: tuple[float, float] | None = None  #: (time.monotonic(), cores busy elsewhere) of the last measurement
 
 
 def available_cores() -> int:
@@ -120,10 +123,15 @@ class ThreadBudget:
     def __enter__(self) -> ThreadBudget:
         self._saved_torch = torch.get_num_threads()
         if self.fixed is None:
+            global _recent
             self._clock = _CpuClock()
-            time.sleep(FIRST_SAMPLE_SECONDS)
-            busy = self._clock.busy_elsewhere()
-            self._apply(free_cores(0.0 if busy is None else busy))
+            if _recent is not None and time.monotonic() - _recent[0] < RECENT_SECONDS:
+                busy = _recent[1]
+            else:
+                time.sleep(FIRST_SAMPLE_SECONDS)
+                busy = self._clock.busy_elsewhere() or 0.0
+                _recent = (time.monotonic(), busy)
+            self._apply(free_cores(busy))
         else:
             self._apply(self.fixed)
         return self
