@@ -255,6 +255,7 @@ class MIROClusterer(BaseEstimator):
             settings = replace(settings, fine_step=default_fine_step(settings.recurrent_steps))
 
         # ``minutes`` is the whole fit: training ends early enough for the final tuning, timed at each checkpoint
+        # (a recipe's own max_minutes, as studies set it, counts the training loop only)
         tuning_seconds = [tuning_guess(settings.max_minutes or 0.0)]
 
         def deadline() -> float:
@@ -285,7 +286,7 @@ class MIROClusterer(BaseEstimator):
             checkpoint_minutes=checkpoint_minutes if on_model is not None else (),
             on_checkpoint=checkpoint if on_model is not None else None,
             threads=threads,
-            deadline=deadline if settings.max_minutes else None,
+            deadline=deadline if self.minutes is not None else None,  # a recipe's max_minutes: of training
         )
         if progress is not None:
             progress({"phase": "tuning", "step": 0, "total": 1})

@@ -43,7 +43,9 @@ class TrainingSettings:
     schedule: str = "cosine"  #: "constant" (paper) or "cosine" (anneals over the planned steps or time)
     batch_size: int = 2  #: synthetic fields per optimizer step
     optimizer_steps: int | None = 1500  #: None = no limit (then max_minutes ends training)
-    max_minutes: float | None = None  #: stop after this wall time of training (the best model so far is kept)
+    #: stop after this wall time of the training loop (the best model so far is kept); MIROClusterer(minutes=...)
+    #: sets it and makes it the whole fit's, fields and DBSCAN's tuning included
+    max_minutes: float | None = None
     validate_every: int = 50  #: optimizer steps between validations (the best validated model is kept)
     #: start from a shipped pre-trained base model and fine-tune: a name, "auto" (chosen from the annotated
     #: clusters' shape) or None (from a random initialisation)
