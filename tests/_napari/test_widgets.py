@@ -279,3 +279,11 @@ def test_load_widget_filters_and_adds_a_layer(make_napari_viewer, messages):
     assert (layer.features["uncertainty"] <= 14).all()
     widget.path.setText("/nonexistent/file.csv")
     assert widget.read() is None and "no such file" in messages["error"][-1]
+
+
+def test_four_docked_widgets_fit_a_laptop_screen(make_napari_viewer):
+    """Annotate, Train, Cluster and Statistics docked together must shrink to fit a 1,200 px screen with their
+    buttons visible (tall figures scroll)."""
+    viewer = make_napari_viewer()
+    widgets = [AnnotateWidget(viewer), TrainWidget(viewer), ClusterWidget(viewer), StatisticsWidget(viewer)]
+    assert sum(widget.minimumSizeHint().height() for widget in widgets) <= 1100

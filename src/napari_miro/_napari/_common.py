@@ -55,6 +55,19 @@ def themed_canvas(viewer, rows: int = 1, columns: int = 1, height: float = 2.5):
     return canvas, figure, axes
 
 
+def in_scroll_area(widget, min_height: int):
+    """``widget`` (e.g. a tall figure canvas) inside a scroll area that may shrink to ``min_height`` pixels, so
+    that several docked widgets fit a laptop screen and their buttons stay visible."""
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setMinimumHeight(min_height)
+    return area
+
+
 def theme_colours(viewer) -> dict[str, str]:
     """Background, panel and text colours of the viewer's theme (as hex)."""
     from napari.utils.theme import get_theme

@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 from napari_miro.batch import BATCH_REPORT, FAILED, ClusterParameters, group_summary, run_batch
 from napari_miro.stats import SUMMARY_STATISTICS
 
-from ._common import apply_theme, notify_error, notify_info, start_worker, themed_canvas
+from ._common import apply_theme, in_scroll_area, notify_error, notify_info, start_worker, themed_canvas
 from .session import MODEL_KEY
 
 MODEL_FILE = "model file"
@@ -119,7 +119,7 @@ class BatchWidget(QWidget):
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
-        layout.addWidget(self.canvas)
+        layout.addWidget(in_scroll_area(self.canvas, 200))
         layout.addWidget(self.table)
 
         add_files.clicked.connect(self._choose_files)

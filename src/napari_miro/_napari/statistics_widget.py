@@ -12,7 +12,15 @@ from napari_miro.output_files import OutputPathError, atomic_path, check_output
 from napari_miro.plotting import overlay_histograms
 from napari_miro.stats import compare_statistics
 
-from ._common import apply_theme, ask_save_path, notify_error, notify_info, theme_colours, themed_canvas
+from ._common import (
+    apply_theme,
+    ask_save_path,
+    in_scroll_area,
+    notify_error,
+    notify_info,
+    theme_colours,
+    themed_canvas,
+)
 from .session import ClusteringRun, session_for
 from .writer import write_points
 
@@ -43,7 +51,7 @@ class StatisticsWidget(QWidget):
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
-        layout.addWidget(self.canvas)
+        layout.addWidget(in_scroll_area(self.canvas, 200))
         layout.addLayout(buttons)
         self.export_button.clicked.connect(lambda: self.export())
         self.save_button.clicked.connect(lambda: self.save_results())

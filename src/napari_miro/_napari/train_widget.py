@@ -117,7 +117,7 @@ class TrainWidget(QWidget):
         self.status = QLabel("no model")
         self.status.setWordWrap(True)
         self.canvas, self.figure, (self.loss_axis,) = themed_canvas(napari_viewer, height=2.2)
-        self.canvas.setMinimumHeight(170)
+        self.canvas.setMinimumHeight(120)
         delta_row = QHBoxLayout()
         delta_row.addWidget(self.delta)
         delta_row.addWidget(self.suggest)
