@@ -129,18 +129,11 @@ def collapse(
                                result.fine_positions, result.bounded | again.bounded)  # fmt: skip
         return result
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    given = positions
     distinct, inverse = np.unique(positions, axis=0, return_inverse=True)
-    if len(distinct) < len(positions):  # duplicates: the network sees each position once, its twins follow it
-        once = collapse(trained, distinct, device, tile_nm, margin_nm, tile_origin, max_nodes_per_batch, progress,
-                        should_stop, seed, passes=1)  # fmt: skip
-        inverse = inverse.ravel()
-        return Collapsed(
-            once.positions[inverse],
-            once.displacement[inverse],
-            None if once.class_id is None else once.class_id[inverse],
-            None if once.fine_positions is None else once.fine_positions[inverse],
-            once.bounded[inverse],
-        )
+    copies = inverse.ravel() if len(distinct) < len(positions) else None
+    if copies is not None:  # duplicates: the network sees each position once, its copies follow it
+        positions = distinct
     settings = trained.settings
     device = resolve_device(device) if isinstance(device, str) else device
     model = trained.model.to(device).eval()
@@ -206,11 +199,15 @@ def collapse(
     run_pending()
     limit = MAX_DISPLACEMENT_DELTAS * settings.delta_nm
     displacement, bounded = _bounded(displacement, limit)
-    fine_positions = None
     if fine_displacement is not None:
         fine_displacement, fine_bounded = _bounded(fine_displacement, limit)
-        fine_positions, bounded = positions - fine_displacement, bounded | fine_bounded
-    return Collapsed(positions - displacement, displacement, class_id, fine_positions, bounded)
+        bounded = bounded | fine_bounded
+    if copies is not None:
+        displacement, bounded = displacement[copies], bounded[copies]
+        class_id = None if class_id is None else class_id[copies]
+        fine_displacement = None if fine_displacement is None else fine_displacement[copies]
+    fine_positions = None if fine_displacement is None else given - fine_displacement
+    return Collapsed(given - displacement, displacement, class_id, fine_positions, bounded)
 
 
 def bounded_note(collapsed: Collapsed, trained: TrainedMIRO) -> str | None:

@@ -31,6 +31,10 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded (missing, corrupt, foreign, or from an unknown version)."""
 
 
+class _Refusal(ValueError):
+    """One claim of a model file that cannot be true here; :meth:`TrainedMIRO.load` names the file."""
+
+
 #: what a model file may claim, generous for real models (the paper's: hidden 256, <= 25 steps) and tight enough
 #: that a lying header cannot make loading or clustering allocate gigabytes or run for hours
 LIMITS = {
@@ -51,10 +55,10 @@ def _checked(name: str, value, limits: tuple[float, float], integer: bool = Fals
         return None
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-        raise ModelFileError(f"the model file's {name} is {value!r}, not a {'whole ' if integer else ''}number")
+        raise _Refusal(f"the model file's {name} is {value!r}, not a {'whole ' if integer else ''}number")
     low, high = limits
     if not low <= value <= high:
-        raise ModelFileError(f"the model file claims {name} = {value:g}, outside {low:g}..{high:g}")
+        raise _Refusal(f"the model file claims {name} = {value:g}, outside {low:g}..{high:g}")
     return value
 
 
@@ -66,7 +70,7 @@ def _check_config(config: MIROConfig) -> None:
     _checked("recurrent steps", config.steps, LIMITS["steps"], integer=True)
     _checked("number of classes", config.n_classes, LIMITS["n_classes"], integer=True)
     if config.node_features != N_ENCODINGS or config.edge_features != 3:
-        raise ModelFileError(
+        raise _Refusal(
             f"the network reads {config.node_features} node and {config.edge_features} edge features; this "
             f"napari-miro gives {N_ENCODINGS} and 3"
         )
@@ -80,7 +84,7 @@ def _check_settings(settings: MIROSettings, n_classes: int) -> None:
     _checked("edge scale", settings.edge_scale_nm, LIMITS["length_nm"], optional=True)
     _checked("training field size", settings.field_size_nm, LIMITS["field_size_nm"])
     if settings.field_size_nm < settings.delta_nm:
-        raise ModelFileError(f"the model's field ({settings.field_size_nm:g} nm) is smaller than its delta")
+        raise _Refusal(f"the model's field ({settings.field_size_nm:g} nm) is smaller than its delta")
     _checked("passes", settings.passes, LIMITS["passes"], integer=True)
     for name in ("eps_nm", "fine_eps_nm", "dbscan_eps_nm"):
         _checked(name, getattr(settings, name), LIMITS["length_nm"], optional=name != "eps_nm")
@@ -88,11 +92,11 @@ def _check_settings(settings: MIROSettings, n_classes: int) -> None:
         _checked(name, getattr(settings, name), LIMITS["min_samples"], integer=True, optional=name != "min_samples")
     names = settings.class_names
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ModelFileError("the model file's class names are not a list of names")
+        raise _Refusal("the model file's class names are not a list of names")
     if names and len(names) != n_classes:
-        raise ModelFileError(f"the model file names {len(names)} classes but its network has {n_classes}")
+        raise _Refusal(f"the model file names {len(names)} classes but its network has {n_classes}")
     if not isinstance(settings.training, dict):
-        raise ModelFileError("the model file's training record is not a record")
+        raise _Refusal("the model file's training record is not a record")
 
 
 def _check_tensors(config: MIROConfig, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -101,7 +105,7 @@ def _check_tensors(config: MIROConfig, shapes: dict[str, tuple[int, ...]]) -> No
         expected = {name: tuple(t.shape) for name, t in MIRO(config).state_dict().items()}
     if shapes != expected:
         wrong = sorted(set(shapes) ^ set(expected)) or [n for n in expected if shapes[n] != expected[n]]
-        raise ModelFileError(f"its tensors do not match the network it describes (first difference: {wrong[0]})")
+        raise _Refusal(f"its tensors do not match the network it describes (first difference: {wrong[0]})")
 
 
 @dataclass
@@ -190,7 +194,7 @@ class TrainedMIRO:
                 raise TypeError("not a record")
             return MIROConfig.from_dict(network), MIROSettings.from_dict(stored)
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"the model description is damaged ({error})") from None
+            raise _Refusal(f"the model description is damaged ({error})") from None
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TrainedMIRO:
@@ -217,10 +221,10 @@ class TrainedMIRO:
                 _check_settings(settings, config.n_classes)
                 _check_tensors(config, shapes)
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-        except ModelFileError as error:
-            if str(error).startswith(path.name):
-                raise
+        except _Refusal as error:
             raise ModelFileError(f"{path.name} was refused: {error}.") from None
+        except ModelFileError:  # already names the file (foreign tensors, a newer format)
+            raise
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise ModelFileError(
                 f"{path.name} is not a napari-miro model file (it could not be read as safetensors: {error})."

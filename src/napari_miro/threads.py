@@ -21,7 +21,7 @@ import psutil
 import torch
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["ThreadBudget", "available_cores", "busy_elsewhere", "free_cores"]
+__all__ = ["ThreadBudget", "available_cores", "free_cores"]
 
 #: how long the first measurement of the other processes' load watches the CPU (seconds)
 FIRST_SAMPLE_SECONDS = 0.2
@@ -83,14 +83,6 @@ class _CpuClock:
             return None
         self._last = now
         return max(0.0, (busy - own) / wall)
-
-
-def busy_elsewhere(seconds: float = FIRST_SAMPLE_SECONDS) -> float:
-    """Cores that other processes keep busy, watched for ``seconds``."""
-    clock = _CpuClock()
-    time.sleep(seconds)
-    value = clock.busy_elsewhere()
-    return 0.0 if value is None else value
 
 
 def free_cores(busy: float, cores: int | None = None) -> int:

@@ -63,20 +63,25 @@ class TimeLeft:
             if self.training_started is None:
                 self.training_started = now - trained
                 self.fields_seconds = self.fields_seconds or max(0.0, self.training_started - self.started)
-            done = [m for m in self.checkpoints if 60 * m <= trained]
-            if done and info.get("checkpoint_seconds"):
-                self.tuning_seconds = info["checkpoint_seconds"] / len(done)
+            done = self._time_tunings(info)
             tunings = (len(self.checkpoints) - len(done) + 1) * self._tuning_estimate()
             return self._training_left(info["step"], info["total"], trained) + tunings
         if self.tuning_started is None:  # the final tuning
             self.tuning_started = now
         return max(1.0, self._tuning_estimate() - (now - self.tuning_started))
 
+    def _time_tunings(self, info: dict) -> list[float]:
+        """The checkpoints passed by this training record; the tunings there, timed by training, set the estimate
+        of one tuning."""
+        done = [m for m in self.checkpoints if 60 * m <= info.get("training_seconds", info["seconds"])]
+        if info.get("checkpoint_seconds"):
+            self.tuning_seconds = info["checkpoint_seconds"] / max(len(done), 1)
+        return done
+
     def _budget_left(self, now: float, info: dict) -> float:
         budget_left = self.started + 60 * self.settings.max_minutes - now
-        if info["phase"] == "training" and info.get("checkpoint_seconds"):  # the tunings at checkpoints, timed
-            done = [m for m in self.checkpoints if 60 * m <= info.get("training_seconds", info["seconds"])]
-            self.tuning_seconds = info["checkpoint_seconds"] / max(len(done), 1)
+        if info["phase"] == "training":
+            self._time_tunings(info)
         if info["phase"] != "tuning":
             return max(1.0, budget_left)
         if self.tuning_started is None:

@@ -422,9 +422,10 @@ def _train(
                         "fields": fields,
                     }
                 )
-                checkpoint_seconds += time.perf_counter() - paused
+                spent = time.perf_counter() - paused
+                checkpoint_seconds += spent
                 if deadline is None:  # the callback's time is not training time
-                    loop_start += time.perf_counter() - paused
+                    loop_start += spent
         result.history.append(record)
         if progress is not None:
             progress({"phase": "training", "total": total_steps, **record})

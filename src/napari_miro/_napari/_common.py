@@ -118,6 +118,21 @@ def notify_error(message: str) -> None:
     show_error(message)
 
 
+def write_or_notify(write: Callable[[], str], failure: str) -> str | None:
+    """``write()`` (returns what it wrote); a place that cannot be written to (refused before writing) or a
+    failed write becomes one error notification (``failure``: error) and None."""
+    from napari_miro.io import LocalizationFileError
+    from napari_miro.output_files import OutputPathError
+
+    try:
+        return write()
+    except OutputPathError as error:
+        notify_error(str(error))
+    except (OSError, LocalizationFileError) as error:
+        notify_error(f"{failure}: {error}")
+    return None
+
+
 def notify_warning(message: str) -> None:
     from napari.utils.notifications import show_warning
 

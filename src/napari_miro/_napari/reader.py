@@ -27,7 +27,8 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list] | None:
     if not paths:
         return None
     if len(paths) == 1 and Path(paths[0]).is_dir():
-        return read_localization_files if tables_in(Path(paths[0])) else None
+        tables = tables_in(Path(paths[0]))  # found once: the reader opens these
+        return (lambda _folder, **_: read_localization_files(tables)) if tables else None
     for item in paths:
         item = Path(item)
         if item.suffix.lower() not in SUFFIXES or not item.is_file():
@@ -49,8 +50,6 @@ def read_localization_files(path: str | list[str], **_: Any) -> list:
     from napari.utils.notifications import show_error, show_warning
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        paths = tables_in(Path(paths[0]))
     layers = []
     for item in paths:
         item = Path(item)

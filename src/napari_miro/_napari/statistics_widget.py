@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_miro.io import LocalizationFileError
-from napari_miro.output_files import OutputPathError, atomic_path, check_output
+from napari_miro.output_files import atomic_path, check_output
 from napari_miro.plotting import overlay_histograms
 from napari_miro.stats import compare_statistics
 
@@ -20,6 +19,7 @@ from ._common import (
     notify_info,
     theme_colours,
     themed_canvas,
+    write_or_notify,
 )
 from .session import ClusteringRun, session_for
 from .writer import write_points
@@ -153,18 +153,17 @@ class StatisticsWidget(QWidget):
         if run.dbscan_statistics is not None:
             table = compare_statistics(run.statistics, run.dbscan_statistics)
         table.insert(0, "layer", run.layer_name)
-        try:
+
+        def write() -> str:
             target = check_output(path, ".csv", "statistics table")
             with atomic_path(target) as partial:
                 pd.DataFrame(table).to_csv(partial, index=False)
-        except OSError as error:
-            notify_error(f"Could not write the statistics to {path}: {error}")
-            return None
-        except OutputPathError as error:
-            notify_error(str(error))
-            return None
-        notify_info(f"Statistics written to {target}")
-        return str(target)
+            return str(target)
+
+        written = write_or_notify(write, f"Could not write the statistics to {path}")
+        if written is not None:
+            notify_info(f"Statistics written to {written}")
+        return written
 
     def save_results(self, path: str | None = None) -> str | None:
         """Write the clustered layer (every column + cluster labels) as a ThunderSTORM CSV via the writer."""
@@ -179,14 +178,13 @@ class StatisticsWidget(QWidget):
         if path is None:
             return None
         layer = self.viewer.layers[name]
-        try:
+
+        def write() -> str:
             target = check_output(path, ".csv", "clustered table")
-            written = write_points(str(target), layer.data, {"features": layer.features, "metadata": layer.metadata})
-        except (OSError, LocalizationFileError) as error:
-            notify_error(f"Could not write the clustered localizations to {path}: {error}")
-            return None
-        except OutputPathError as error:
-            notify_error(str(error))
-            return None
-        notify_info(f"Clustered localizations written to {written[0]}")
-        return written[0]
+            meta = {"features": layer.features, "metadata": layer.metadata}
+            return write_points(str(target), layer.data, meta)[0]
+
+        written = write_or_notify(write, f"Could not write the clustered localizations to {path}")
+        if written is not None:
+            notify_info(f"Clustered localizations written to {written}")
+        return written

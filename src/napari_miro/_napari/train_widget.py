@@ -37,6 +37,7 @@ from ._common import (
     notify_info,
     start_worker,
     themed_canvas,
+    write_or_notify,
 )
 from .annotate_widget import read_annotations
 from .session import MODEL_KEY, layer_xy
@@ -378,18 +379,10 @@ class TrainWidget(QWidget):
         path = ask_save_path(self, path, "Save MIRO model", f"{layer.name}.safetensors", MODEL_FILTER)
         if path is None:
             return None
-        from napari_miro.output_files import OutputPathError
-
-        try:
-            path = str(trained.save(path))
-        except OutputPathError as error:
-            notify_error(str(error))
-            return None
-        except OSError as error:
-            notify_error(f"Could not save the model to {path}: {error}")
-            return None
-        notify_info(f"Model saved to {path}")
-        return path
+        saved = write_or_notify(lambda: str(trained.save(path)), f"Could not save the model to {path}")
+        if saved is not None:
+            notify_info(f"Model saved to {saved}")
+        return saved
 
     def load_model(self, path: str | None = None):
         from napari_miro.model_file import ModelFileError, TrainedMIRO
