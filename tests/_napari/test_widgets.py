@@ -217,6 +217,25 @@ def test_clustering_can_be_stopped(qtbot, rings_viewer, messages):
     assert cluster.run_button.isEnabled() and not cluster.stop_button.isEnabled()
 
 
+def test_a_stop_after_the_last_tile_keeps_the_results(qtbot, rings_viewer, messages, monkeypatch):
+    from napari_miro._napari import cluster_widget
+    from napari_miro.base_models import load_base_model
+
+    rings_viewer.layers["rings"].metadata[MODEL_KEY] = load_base_model("rings")
+    cluster = ClusterWidget(rings_viewer)
+    job = cluster_widget._cluster_job
+
+    def finished_then_stopped(*args):
+        output = job(*args)
+        cluster.stop()  # Stop pressed after the last tile: too late to stop anything
+        return output
+
+    monkeypatch.setattr(cluster_widget, "_cluster_job", finished_then_stopped)
+    cluster.run()
+    qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
+    assert "rings clusters" in rings_viewer.layers and "stopped" not in cluster.status.text()
+
+
 def test_bad_states_give_messages(qtbot, make_napari_viewer, messages, tmp_path, monkeypatch, tiny_presets):
     viewer = make_napari_viewer()
     TrainWidget(viewer).start()

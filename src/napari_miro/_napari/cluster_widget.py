@@ -205,6 +205,7 @@ class ClusterWidget(QWidget):
             self.status.setText("stopped: nothing was added")
 
     def _add_results(self, layer, trained, output) -> None:
+        self._stop_asked = False  # the run finished before a late Stop could take effect: its results are added
         table, statistics, result, baseline, baseline_statistics = output
         run = ClusteringRun(layer.name, table, statistics, baseline_statistics, f"{layer.name} centroids")
         for name in [
