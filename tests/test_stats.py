@@ -58,3 +58,44 @@ def test_overlay_histograms_share_bins_and_count_fractions():
     assert axis.patches[0].get_x() == pytest.approx(1.0) and axis.patches[5].get_x() == pytest.approx(1.0)
     assert [t.get_text() for t in axis.legend().get_texts()] == ["A (3)", "B (1)"]
     assert axis.get_ylabel() == "fraction of clusters"
+
+
+def test_shape_descriptors_of_a_rotated_rectangle_follow_locan():
+    rng = np.random.default_rng(0)
+    local = rng.uniform([-50, -10], [50, 10], size=(400, 2))
+    local = np.concatenate([local, [[-50, -10], [50, -10], [50, 10], [-50, 10]]])  # the corners: exact box
+    angle = np.radians(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = local @ rotation.T + [1000.0, 500.0]
+    table = cluster_statistics(points, np.ones(len(points), int))
+    row = table.iloc[0]
+    assert row["length_nm"] == pytest.approx(100.0) and row["width_nm"] == pytest.approx(20.0)
+    assert row["elongation"] == pytest.approx(0.8)
+    assert row["orientation_deg"] == pytest.approx(30.0, abs=3.0)  # the axis of largest variance
+    # uniform in a 100 x 20 box: variances 100^2/12 and 20^2/12, eccentricity sqrt(1 - 1/25)
+    assert row["eccentricity"] == pytest.approx(np.sqrt(1 - 1 / 25), abs=0.01)
+    assert row["density_per_um2"] == pytest.approx(len(points) / (100 * 20) * 1e6)
+    assert row["circularity"] == pytest.approx(4 * np.pi * 2000 / 240**2)
+    assert "n_frames" not in table  # no frames given
+
+
+def test_square_is_circular_as_far_as_a_square_goes_and_a_pair_has_no_shape():
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    table = cluster_statistics(np.concatenate([square, [[50.0, 0.0], [60.0, 0.0]]]), np.array([1] * 4 + [2] * 2))
+    assert table.loc[0, "circularity"] == pytest.approx(np.pi / 4)
+    assert table.loc[0, "elongation"] == pytest.approx(0.0)
+    pair = table.iloc[1]
+    assert pair["length_nm"] == pytest.approx(10.0) and pair["width_nm"] == 0.0 and pair["elongation"] == 1.0
+    assert np.isnan(pair["density_per_um2"]) and np.isnan(pair["circularity"]) and np.isnan(pair["eccentricity"])
+
+
+def test_frame_statistics_tell_a_blinking_molecule_from_a_cluster():
+    rng = np.random.default_rng(1)
+    points = rng.normal(0, 10, size=(40, 2))
+    points[20:] += 500
+    frames = np.concatenate([np.full(10, 7), np.full(10, 8), rng.integers(0, 10_000, 20)])  # 1: one molecule
+    table = cluster_statistics(points, np.array([1] * 20 + [2] * 20), frames=frames)
+    assert list(table.columns[-3:]) == ["n_frames", "frame_mean", "frame_std"]
+    assert table.loc[0, "n_frames"] == 2 and table.loc[0, "frame_mean"] == pytest.approx(7.5)
+    assert table.loc[0, "frame_std"] == pytest.approx(0.5)
+    assert table.loc[1, "n_frames"] > 15 and table.loc[1, "frame_std"] > 1000

@@ -16,9 +16,12 @@ SPACING_SAMPLE = 20_000
 __all__ = [
     "convex_hull",
     "field_area",
+    "hull_circularity",
+    "inertia_moments",
     "max_extent",
     "median_nearest_neighbour",
     "median_spacing",
+    "oriented_bounding_box",
     "radius_of_gyration",
 ]
 
@@ -80,3 +83,47 @@ def field_area(points: np.ndarray) -> float:
     if area > 0:
         return area
     return float(np.prod(np.ptp(points, axis=0)) if len(points) else 0.0)
+
+
+def inertia_moments(points: np.ndarray) -> tuple[float, float]:
+    """Orientation (degrees in [0, 180), counter-clockwise from the x axis) of the axis of largest variance and the
+    eccentricity sqrt(1 - lambda_min / lambda_max) of the points' covariance (locan's ``orientation_im`` and
+    ``eccentricity_im``); NaN for fewer than 3 points."""
+    if len(points) < 3:
+        return float("nan"), float("nan")
+    values, vectors = np.linalg.eigh(np.cov(np.asarray(points, dtype=np.float64).T))
+    major = vectors[:, -1]
+    orientation = float(np.degrees(np.arctan2(major[1], major[0])) % 180.0)
+    eccentricity = float(np.sqrt(max(0.0, 1.0 - values[0] / values[-1]))) if values[-1] > 0 else float("nan")
+    return orientation, eccentricity
+
+
+def oriented_bounding_box(points: np.ndarray) -> tuple[float, float, float]:
+    """Length, width (nm) and orientation (degrees in [0, 180), of the long side) of the smallest-area rectangle
+    around the points (rotating calipers: one side of that rectangle lies on a convex-hull edge). A collinear set
+    has width 0; fewer than 2 points give NaN."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < 2:
+        return float("nan"), float("nan"), float("nan")
+    _, vertices = convex_hull(points)
+    edges = np.roll(vertices, -1, axis=0) - vertices
+    angles = np.unique(np.arctan2(edges[:, 1], edges[:, 0]) % (np.pi / 2))
+    cos, sin = np.cos(angles), np.sin(angles)
+    # vertices in each candidate frame: u along the edge, v across it
+    u = vertices[:, 0, None] * cos + vertices[:, 1, None] * sin
+    v = -vertices[:, 0, None] * sin + vertices[:, 1, None] * cos
+    sides_u, sides_v = np.ptp(u, axis=0), np.ptp(v, axis=0)
+    best = int(np.argmin(sides_u * sides_v))
+    length, width = max(sides_u[best], sides_v[best]), min(sides_u[best], sides_v[best])
+    angle = angles[best] if sides_u[best] >= sides_v[best] else angles[best] + np.pi / 2
+    return float(length), float(width), float(np.degrees(angle) % 180.0)
+
+
+def hull_circularity(points: np.ndarray) -> float:
+    """4 pi area / perimeter^2 of the convex hull (1 for a disc or a ring, smaller for elongated clusters); NaN
+    when the points have no hull."""
+    area, vertices = convex_hull(points)
+    if area <= 0:
+        return float("nan")
+    perimeter = np.sqrt(((np.roll(vertices, -1, axis=0) - vertices) ** 2).sum(axis=1)).sum()
+    return float(4 * np.pi * area / perimeter**2)

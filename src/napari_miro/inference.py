@@ -37,6 +37,7 @@ __all__ = [
     "cluster_table",
     "collapse",
     "dbscan_labels",
+    "frames_of",
     "scale_mismatch",
 ]
 
@@ -335,6 +336,13 @@ def cluster_points(
     return result
 
 
+def frames_of(df: pd.DataFrame) -> np.ndarray | None:
+    """The table's frame numbers when it has a numeric ``frame`` column (statistics per frame need them)."""
+    if "frame" in df and pd.api.types.is_numeric_dtype(df["frame"]):
+        return df["frame"].to_numpy()
+    return None
+
+
 def cluster_table(
     df: pd.DataFrame,
     trained,
@@ -381,6 +389,10 @@ def cluster_table(
         out[name] = values
     out.attrs = df.attrs
     statistics = cluster_statistics(
-        positions, result.labels, result.cluster_class if result.point_class is not None else None, names or None
+        positions,
+        result.labels,
+        result.cluster_class if result.point_class is not None else None,
+        names or None,
+        frames=frames_of(df),
     )
     return out, statistics, result

@@ -146,8 +146,11 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     np.testing.assert_array_equal(source.data, before_data)
     pd.testing.assert_frame_equal(source.features, before_features)
 
-    # histograms drawn, a range highlights clusters, exports read back
+    # histograms drawn, any statistic on any panel, a range highlights clusters, exports read back
     assert sum(len(axis.patches) for axis in statistics.axes) > 0
+    assert {"elongation", "circularity", "n_frames", "frame_std"} <= set(centroids.features.columns)
+    statistics.choosers[3].setCurrentIndex(statistics.choosers[3].findData("n_frames"))
+    assert statistics.columns[3] == "n_frames" and len(statistics.axes[3].patches) > 0
     chosen = statistics.highlight("n_localizations", 0, 1e9)
     assert len(chosen) == len(centroids.data) and centroids.selected_data == set(chosen)
     exported = statistics.export(str(tmp_path / "stats.csv"))
@@ -306,3 +309,20 @@ def test_four_docked_widgets_fit_a_laptop_screen(make_napari_viewer):
     viewer = make_napari_viewer()
     widgets = [AnnotateWidget(viewer), TrainWidget(viewer), ClusterWidget(viewer), StatisticsWidget(viewer)]
     assert sum(widget.minimumSizeHint().height() for widget in widgets) <= 1100
+
+
+def test_statistics_of_a_table_without_frames_say_so(make_napari_viewer):
+    from napari_miro._napari.session import ClusteringRun, session_for
+    from napari_miro.stats import cluster_statistics
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(0, 10, (30, 2)), rng.normal(300, 10, (30, 2))])
+    table = pd.DataFrame({"x": points[:, 0], "y": points[:, 1], "cluster": [1] * 30 + [2] * 30})
+    statistics = cluster_statistics(points, table["cluster"].to_numpy())
+    widget = StatisticsWidget(viewer)
+    session_for(viewer).last_run = ClusteringRun("cells", table, statistics, None)
+    widget.choosers[0].setCurrentIndex(widget.choosers[0].findData("frame_std"))
+    texts = [text.get_text() for text in widget.axes[0].texts]
+    assert texts and "no frame numbers" in texts[0] and "'cells'" in texts[0]
+    assert len(widget.axes[1].patches) > 0  # the other panels still drawn

@@ -256,7 +256,7 @@ def _cluster_job(table, trained, eps, samples, compare, should_stop=None):
     """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked; ``should_stop`` is polled
     between tiles."""
     from napari_miro.estimator import MIROClusterer
-    from napari_miro.inference import dbscan_labels
+    from napari_miro.inference import dbscan_labels, frames_of
     from napari_miro.stats import cluster_statistics
 
     clusterer = MIROClusterer.from_model(trained, eps_nm=eps, min_samples=samples, device="cpu")
@@ -267,5 +267,5 @@ def _cluster_job(table, trained, eps, samples, compare, should_stop=None):
         baseline = dbscan_labels(
             xy, trained.settings.dbscan_eps_nm or eps, trained.settings.dbscan_min_samples or samples
         )
-        baseline_statistics = cluster_statistics(xy, baseline)
+        baseline_statistics = cluster_statistics(xy, baseline, frames=frames_of(table))
     return output, statistics, result, baseline, baseline_statistics

@@ -1,15 +1,15 @@
-"""Statistics widget: histograms of the cluster statistics, MIRO + DBSCAN overlaid on DBSCAN alone; selecting a
-range highlights those clusters in the viewer; export to CSV; save the clustered layer through the writer."""
+"""Statistics widget: histograms of any four cluster statistics, MIRO + DBSCAN overlaid on DBSCAN alone; selecting
+a range highlights those clusters in the viewer; export to CSV; save the clustered layer through the writer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_miro.output_files import atomic_path, check_output
 from napari_miro.plotting import overlay_histograms
-from napari_miro.stats import compare_statistics
+from napari_miro.stats import FRAME_COLUMNS, STATISTICS_LABELS, compare_statistics
 
 from ._common import (
     apply_theme,
@@ -24,13 +24,8 @@ from ._common import (
 from .session import ClusteringRun, session_for
 from .writer import write_points
 
-HISTOGRAMS = [
-    ("n_localizations", "localizations per cluster"),
-    ("radius_of_gyration_nm", "radius of gyration (nm)"),
-    ("convex_hull_area_nm2", "convex hull area (nm²)"),
-    ("nearest_neighbour_nm", "nearest-neighbour distance (nm)"),
-    ("max_extent_nm", "maximum extent (nm)"),
-]
+#: the statistics shown first, one per panel (each panel's combo box offers every one of STATISTICS_LABELS)
+DEFAULT_HISTOGRAMS = ["n_localizations", "radius_of_gyration_nm", "nearest_neighbour_nm", "elongation"]
 MIRO_COLOUR, DBSCAN_COLOUR = "#ff9d2e", "#3cc47c"
 
 
@@ -40,10 +35,21 @@ class StatisticsWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, rows=3, columns=2, height=7.5)
-        self.canvas.setMinimumHeight(480)
+        self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, rows=2, columns=2, height=5.0)
+        self.canvas.setMinimumHeight(320)
         self.summary = QLabel("run MIRO + DBSCAN (Cluster widget) to see cluster statistics")
         self.summary.setWordWrap(True)
+        self.choosers: list[QComboBox] = []
+        choosers = QGridLayout()
+        for index, column in enumerate(DEFAULT_HISTOGRAMS):
+            chooser = QComboBox()
+            for name, label in STATISTICS_LABELS.items():
+                chooser.addItem(label, name)
+            chooser.setCurrentIndex(chooser.findData(column))
+            chooser.setToolTip("the statistic this panel shows")
+            chooser.currentIndexChanged.connect(lambda *_: self.show_run(self.run) if self.run is not None else None)
+            choosers.addWidget(chooser, index // 2, index % 2)
+            self.choosers.append(chooser)
         self.export_button = QPushButton("Export statistics (CSV)...")
         self.save_button = QPushButton("Save clustered layer...")
         buttons = QHBoxLayout()
@@ -51,6 +57,7 @@ class StatisticsWidget(QWidget):
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
+        layout.addLayout(choosers)
         layout.addWidget(in_scroll_area(self.canvas, 200))
         layout.addLayout(buttons)
         self.export_button.clicked.connect(lambda: self.export())
@@ -66,19 +73,31 @@ class StatisticsWidget(QWidget):
     def run(self) -> ClusteringRun | None:
         return self.session.last_run
 
+    @property
+    def columns(self) -> list[str]:
+        """The statistic each panel shows."""
+        return [chooser.currentData() for chooser in self.choosers]
+
     def show_run(self, run: ClusteringRun) -> None:
-        """Draw the histograms of a clustering run."""
+        """Draw the chosen histograms of a clustering run."""
         from matplotlib.widgets import SpanSelector
 
         self.selectors = []
         miro, dbscan = run.statistics, run.dbscan_statistics
-        for axis, (column, label) in zip(self.axes, HISTOGRAMS, strict=False):
+        for axis, column in zip(self.axes, self.columns, strict=True):
             axis.clear()
+            axis.set_xlabel(STATISTICS_LABELS[column], fontsize=8)
+            if column not in miro:
+                missing = "frame numbers (a 'frame' column)" if column in FRAME_COLUMNS else column
+                axis.text(0.5, 0.5, f"no {missing}\nin '{run.layer_name}'", ha="center", va="center", fontsize=7,
+                          transform=axis.transAxes)  # fmt: skip
+                axis.set_xticks([])
+                axis.set_yticks([])
+                continue
             series = [("MIRO + DBSCAN", miro[column], MIRO_COLOUR)]
-            if dbscan is not None:
+            if dbscan is not None and column in dbscan:
                 series.insert(0, ("DBSCAN alone", dbscan[column], DBSCAN_COLOUR))
             overlay_histograms(axis, series, fractions=True)
-            axis.set_xlabel(label, fontsize=8)
             axis.yaxis.label.set_fontsize(7)
             axis.tick_params(labelsize=7)
             selector = SpanSelector(
@@ -90,31 +109,11 @@ class StatisticsWidget(QWidget):
                 props={"alpha": 0.25, "facecolor": "#ffffff"},
             )
             self.selectors.append(selector)
-        axis = self.axes[len(HISTOGRAMS)]
-        axis.clear()
-        classes = miro["class"].replace("", np.nan).dropna()
-        if len(classes):
-            counts = classes.value_counts().sort_index()
-            axis.bar(counts.index.astype(str), counts.to_numpy(), color=MIRO_COLOUR)
-            axis.set_xlabel("clusters per class", fontsize=8)
-        else:
-            axis.text(
-                0.5,
-                0.5,
-                "no shape classes\n(train with\ntwo or more\nclass names)",
-                ha="center",
-                va="center",
-                fontsize=6,
-                transform=axis.transAxes,
-                wrap=True,
-            )
-            axis.set_xticks([])
-            axis.set_yticks([])
         apply_theme(self.viewer, self.figure, self.axes)
         # one legend for every histogram, above them, so that it covers no bar and narrows no axis
         for legend in self.figure.legends:
             legend.remove()
-        handles, labels = self.axes[0].get_legend_handles_labels()
+        handles, labels = max((axis.get_legend_handles_labels() for axis in self.axes), key=lambda hl: len(hl[1]))
         legend = self.figure.legend(handles, labels, loc="upper center", ncols=2, fontsize=7, frameon=False)
         for text in legend.get_texts():
             text.set_color(theme_colours(self.viewer)["text"])
@@ -123,6 +122,9 @@ class StatisticsWidget(QWidget):
         text = f"'{run.layer_name}': MIRO + DBSCAN {len(miro)} clusters"
         if dbscan is not None:
             text += f", DBSCAN alone {len(dbscan)} clusters"
+        classes = miro["class"].replace("", np.nan).dropna().value_counts().sort_index()
+        if len(classes):
+            text += " (" + ", ".join(f"{name} {count}" for name, count in classes.items()) + ")"
         self.summary.setText(text + ". Drag across a histogram to highlight those clusters.")
 
     def highlight(self, column: str, low: float, high: float) -> list[int]:
