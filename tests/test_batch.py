@@ -96,6 +96,10 @@ def test_batch_matches_cluster_one_by_one_resumes_and_reports_bad_files(inputs, 
     forced = run_batch([inputs / "control"], model_file, out / "eps", ClusterParameters(eps_nm=25.0), workers=1,
                        force=True)  # fmt: skip
     assert forced.report["status"].tolist() == [DONE]
+    hdbscan = run_batch([inputs / "control"], model_file, out / "hdbscan", ClusterParameters(method="hdbscan"),
+                        workers=1)  # fmt: skip
+    row = hdbscan.report.iloc[0]
+    assert row["status"] == DONE and row["method"] == "hdbscan" and row["min_cluster_size"] >= 2
 
 
 def test_batch_stop_leaves_files_not_run(inputs, model_file, tmp_path):
@@ -187,6 +191,7 @@ def test_groups_outputs_and_fingerprints(tmp_path):
     base = run_fingerprint(model, ClusterParameters())
     assert base == run_fingerprint(model, ClusterParameters(device="cuda"))
     assert base != run_fingerprint(model, ClusterParameters(eps_nm=20.0))
+    assert base != run_fingerprint(model, ClusterParameters(method="hdbscan"))
     assert base != run_fingerprint(b"other weights", ClusterParameters())
 
 

@@ -94,6 +94,24 @@ def test_cluster_with_explicit_dbscan_parameters(tmp_path, rings_csv, trained_ri
     assert read_localizations(out)["cluster"].max() == 0  # nothing is that dense
 
 
+def test_cluster_with_hdbscan(tmp_path, rings_csv, trained_rings, capsys):
+    from napari_miro.cli import CLI_METHODS
+    from napari_miro.inference import CLUSTERING_METHODS
+
+    assert CLI_METHODS == CLUSTERING_METHODS
+    trained, _ = trained_rings
+    model = trained.save(tmp_path / "m.safetensors")
+    out, stats = tmp_path / "o.csv", tmp_path / "s.csv"
+    arguments = ["cluster", str(rings_csv), "--model", str(model), "--method", "hdbscan", "--out", str(out)]
+    assert main([*arguments, "--stats", str(stats), "--quiet"]) == 0
+    size = trained.settings.hdbscan_min_cluster_size
+    assert f"MIRO + HDBSCAN, min_cluster_size {size})" in capsys.readouterr().out
+    assert read_localizations(out)["cluster"].max() > 0 and len(pd.read_csv(stats)) > 0
+    assert main([*arguments, "--min-cluster-size", "100000", "--quiet"]) == 0
+    assert read_localizations(out)["cluster"].max() == 0  # no cluster is that large
+    assert "min_cluster_size 100000" in capsys.readouterr().out
+
+
 def test_cluster_warns_when_the_file_is_at_another_scale(tmp_path, rings_csv, trained_rings, capsys):
     trained, _ = trained_rings
     model = trained.save(tmp_path / "m.safetensors")

@@ -65,6 +65,15 @@ def test_fit_predict_save_load(small_settings, tmp_path):
     assert result.labels.max() == 0 and result.collapsed.positions.shape == xy.shape  # the overrides apply
     out, statistics, _ = loaded.cluster_table(table)
     assert {"cluster", "x_collapsed", "y_collapsed"} <= set(out) and len(statistics) == labels.max()
+    # HDBSCAN instead of DBSCAN, with its tuned min_cluster_size, with and without MIRO
+    hdbscan = MIROClusterer.load(tmp_path / "model.safetensors", method="hdbscan")
+    assert hdbscan.min_cluster_size_ >= 2 and hdbscan.alone_min_cluster_size_ >= 2
+    found = hdbscan.cluster(xy)
+    assert found.method == "hdbscan" and found.min_cluster_size == hdbscan.min_cluster_size_
+    _, hdbscan_statistics, _ = hdbscan.cluster_table(table)
+    assert len(hdbscan_statistics) == found.labels.max()
+    alone = hdbscan.cluster_alone(xy)
+    assert alone.shape == (len(xy),) and not np.array_equal(alone, loaded.cluster_alone(xy))
     named = MIROClusterer(recipe=small_settings(optimizer_steps=2), device="cpu").fit(
         xy, clusters=[np.flatnonzero(truth == 1), np.flatnonzero(truth == 2)], classes=["ring", "arc"]
     )

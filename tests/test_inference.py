@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from napari_miro import metrics
-from napari_miro.inference import _mode_class, _nest, cluster_points, collapse, dbscan_labels
+from napari_miro.inference import (
+    _mode_class,
+    _nest,
+    alone_labels,
+    cluster_points,
+    collapse,
+    dbscan_labels,
+    hdbscan_labels,
+)
 from napari_miro.model import MIRO, MIROConfig
 from napari_miro.model_file import MIROSettings, TrainedMIRO
 
@@ -66,6 +74,39 @@ def test_dbscan_labels_start_at_one_and_zero_is_noise():
     with pytest.raises(ValueError, match="eps"):
         dbscan_labels(points, 0.0, 3)
     assert dbscan_labels(np.zeros((0, 2)), 1.0, 2).shape == (0,)
+
+
+def test_hdbscan_labels_start_at_one_and_find_clusters_of_different_densities():
+    rng = np.random.default_rng(0)
+    dense, sparse = rng.normal(0, 5, (60, 2)), rng.normal([400, 0], 40, (60, 2))
+    background = rng.uniform(-600, 1000, (30, 2))
+    labels = hdbscan_labels(np.concatenate([dense, sparse, background]), 10)
+    assert labels.min() >= 0 and len(np.unique(labels[:60])) == 1 and labels[0] > 0
+    assert labels[60] > 0 and labels[60] != labels[0]
+    # one eps cannot do both: an eps that separates the dense cluster's neighbours leaves the sparse one as noise
+    dbscan = dbscan_labels(np.concatenate([dense, sparse]), 3.0, 10)
+    assert (dbscan[60:] == 0).mean() > 0.5
+    with pytest.raises(ValueError, match="min_cluster_size"):
+        hdbscan_labels(dense, 1)
+    assert hdbscan_labels(dense[:3], 5).tolist() == [0, 0, 0]  # fewer points than a cluster
+
+
+def test_hdbscan_after_miro_and_alone_use_the_tuned_sizes(trained_rings, rings_field):
+    trained_rings, _ = trained_rings
+    xy = rings_field[["x", "y"]].to_numpy()
+    truth = rings_field["cluster"].to_numpy()
+    settings = trained_rings.settings
+    assert settings.hdbscan_min_cluster_size >= 2 and settings.hdbscan_alone_min_cluster_size >= 2
+    result = cluster_points(trained_rings, xy, method="hdbscan")
+    assert result.method == "hdbscan" and result.min_cluster_size == settings.hdbscan_min_cluster_size
+    assert metrics.jaccard_clusters(xy, truth, result.labels) > 0.3 and result.labels.max() >= 3
+    given = cluster_points(trained_rings, xy, method="hdbscan", min_cluster_size=500, collapsed=result.collapsed)
+    assert given.min_cluster_size == 500 and given.labels.max() < result.labels.max()
+    alone = alone_labels(trained_rings, xy, "hdbscan")
+    expected = hdbscan_labels(xy, settings.hdbscan_alone_min_cluster_size)
+    np.testing.assert_array_equal(alone, expected)
+    with pytest.raises(ValueError, match="unknown clustering method"):
+        cluster_points(trained_rings, xy, method="optics", collapsed=result.collapsed)
 
 
 def test_class_of_a_cluster_is_the_mode_of_its_points():

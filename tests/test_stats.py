@@ -38,6 +38,7 @@ def test_compare_statistics_labels_the_methods():
     table = cluster_statistics(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([1, 1, 1]))
     both = compare_statistics(table, table)
     assert both["method"].tolist() == ["MIRO + DBSCAN", "DBSCAN"]
+    assert compare_statistics(table, table, "HDBSCAN")["method"].tolist() == ["MIRO + HDBSCAN", "HDBSCAN"]
 
 
 def test_overlay_histograms_share_bins_and_count_fractions():

@@ -72,7 +72,8 @@ def test_training_retunes_min_samples_on_wider_copies_when_the_field_asks_for_it
     _dbscan_instead_of_miro(monkeypatch)
     tuned_on = []
 
-    def record_tuning(trained, synthesizer, settings):
+    def record_tuning(trained, synthesizer, settings, hdbscan=True):
+        assert hdbscan == (not tuned_on)  # HDBSCAN is tuned once, not again on the wider copies
         tuned_on.append(list(synthesizer.copy_size_ranges))
         return {"eps_nm": 10.0 + len(tuned_on), "min_samples": 3 + len(tuned_on)}
 
@@ -211,3 +212,21 @@ def test_dbscan_label_grid_matches_dbscan_on_every_grid_point():
         assert metrics.ari(reference[core], labels[core]) == 1.0
         assert metrics.ari(reference, labels) > 0.98
     assert all((labels == 0).all() for _, _, labels in dbscan_label_grid(points[:1], eps_grid, samples_grid[1:]))
+
+
+def test_hdbscan_min_cluster_size_is_searched_like_dbscans_min_samples():
+    from napari_miro.tuning import grid_search_hdbscan
+
+    rng = np.random.default_rng(3)
+    fields, truths = [], []
+    for _ in range(2):
+        clusters = [rng.normal(rng.uniform(0, 3000, 2), 15, (40, 2)) for _ in range(8)]
+        background = rng.uniform(0, 3000, (200, 2))
+        fields.append(np.concatenate([*clusters, background]))
+        truths.append(np.concatenate([np.repeat(np.arange(1, 9), 40), np.zeros(200, int)]))
+    size, score = grid_search_hdbscan(fields, truths, np.array([2, 5, 10, 20, 40]))
+    assert 5 <= size <= 40 and score > 0.6  # tiny sizes cut clusters and make background clusters
+    _, small_score = grid_search_hdbscan(fields, truths, np.array([2]))
+    assert small_score < score
+    with pytest.raises(ValueError, match="objective"):
+        grid_search_hdbscan(fields, truths, np.array([5]), objective="f1")

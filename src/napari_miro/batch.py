@@ -60,6 +60,8 @@ class ClusterParameters:
     pixel_size_nm: float | None = None
     device: str = "cpu"
     passes: int | None = None  #: applications of the network (None: the model's, which eps was tuned for)
+    method: str = "dbscan"  #: what clusters the collapsed points: "dbscan" or "hdbscan"
+    min_cluster_size: int | None = None  #: HDBSCAN's (None: the model's tuned one)
 
 
 def run_fingerprint(model_bytes: bytes, parameters: ClusterParameters) -> str:
@@ -81,8 +83,9 @@ def cluster_file(
     on_warning: Callable[[str], None] | None = None,
     n_threads: int | None = None,
 ) -> dict:
-    """MIRO + DBSCAN on one localization file; writes the clustered table (ThunderSTORM CSV) and, when asked,
-    the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, eps, min_samples).
+    """MIRO + DBSCAN (or HDBSCAN) on one localization file; writes the clustered table (ThunderSTORM CSV) and,
+    when asked, the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, the
+    method and its parameters).
     A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
     ``on_warning``. ``n_threads``: CPU threads (None: the free cores). The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
@@ -102,6 +105,8 @@ def cluster_file(
         fine_min_samples=parameters.fine_min_samples,
         device=parameters.device,
         n_threads=n_threads,
+        method=parameters.method,
+        min_cluster_size=parameters.min_cluster_size,
     )
     out, statistics, result = clusterer.cluster_table(df, progress=progress, passes=parameters.passes)
     if (note := bounded_note(result.collapsed, trained)) is not None and on_warning is not None:
@@ -115,8 +120,10 @@ def cluster_file(
         "n_dropped": int(df.attrs.get("n_dropped", 0)),
         "n_clusters": int(result.labels.max()) if len(result.labels) else 0,
         "fraction_clustered": float(np.mean(result.labels > 0)) if len(result.labels) else 0.0,
-        "eps_nm": float(result.eps_nm),
-        "min_samples": int(result.min_samples),
+        "method": result.method,
+        "eps_nm": float(result.eps_nm) if result.method == "dbscan" else float("nan"),
+        "min_samples": int(result.min_samples) if result.min_samples is not None else float("nan"),
+        "min_cluster_size": int(result.min_cluster_size) if result.min_cluster_size else float("nan"),
     }
 
 
@@ -457,6 +464,10 @@ def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, 
                 "n_localizations": outcome.get("n_localizations", np.nan),
                 "n_clusters": outcome.get("n_clusters", np.nan),
                 "fraction_clustered": outcome.get("fraction_clustered", np.nan),
+                "method": outcome.get("method", ""),
+                "eps_nm": outcome.get("eps_nm", np.nan),
+                "min_samples": outcome.get("min_samples", np.nan),
+                "min_cluster_size": outcome.get("min_cluster_size", np.nan),
                 "clustered_table": str(paths.table) if outcome["status"] in (DONE, SKIPPED) else "",
             }
         )

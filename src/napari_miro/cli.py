@@ -292,8 +292,25 @@ def _cluster_parameters(args: argparse.Namespace):
     from napari_miro.batch import ClusterParameters
 
     return ClusterParameters(
-        args.eps, args.min_samples, args.fine_eps, args.fine_min_samples, args.pixel_size, args.device, args.passes
+        args.eps,
+        args.min_samples,
+        args.fine_eps,
+        args.fine_min_samples,
+        args.pixel_size,
+        args.device,
+        args.passes,
+        args.method,
+        args.min_cluster_size,
     )
+
+
+def describe_parameters(summary: dict) -> str:
+    """The clustering method and its parameters, in words (from a cluster_file summary)."""
+    if summary.get("method") == "hdbscan":
+        text = f"MIRO + HDBSCAN, min_cluster_size {summary['min_cluster_size']}"
+        given = summary["min_samples"] == summary["min_samples"]  # NaN when HDBSCAN used its default
+        return text + (f", min_samples {summary['min_samples']}" if given else "")
+    return f"MIRO + DBSCAN, eps {summary['eps_nm']:g} nm, min_samples {summary['min_samples']}"
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -327,8 +344,7 @@ def _cluster(args: argparse.Namespace) -> int:
         bar.close()
     print(
         f"{args.out}: {summary['n_clusters']} clusters, {summary['fraction_clustered']:.0%} of "
-        f"{summary['n_localizations']:,} localizations clustered (eps {summary['eps_nm']:g} nm, min_samples "
-        f"{summary['min_samples']})"
+        f"{summary['n_localizations']:,} localizations clustered ({describe_parameters(summary)})"
     )
     return 0
 
@@ -509,9 +525,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: inference.CLUSTERING_METHODS, spelled out so that ``--help`` does not import torch (a test keeps them equal)
+CLI_METHODS = ("dbscan", "hdbscan")
+
+
 def _add_clustering_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method",
+        choices=CLI_METHODS,
+        default="dbscan",
+        help="what clusters the collapsed localizations (default dbscan; hdbscan finds clusters of varying "
+        "density with one parameter, slower on large files)",
+    )
     parser.add_argument("--eps", type=float, default=None, help="DBSCAN eps in nm (default: the model's)")
-    parser.add_argument("--min-samples", type=int, default=None, help="DBSCAN min_samples (default: the model's)")
+    parser.add_argument(
+        "--min-samples",
+        type=int,
+        default=None,
+        help="DBSCAN min_samples (default: the model's); with hdbscan, its min_samples (default: min_cluster_size)",
+    )
+    parser.add_argument(
+        "--min-cluster-size", type=int, default=None, help="HDBSCAN's smallest cluster (default: the model's)"
+    )
     parser.add_argument("--fine-eps", type=float, default=None, help="fine-scale DBSCAN eps in nm (multiscale)")
     parser.add_argument("--fine-min-samples", type=int, default=None, help="fine-scale DBSCAN min_samples")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")

@@ -23,7 +23,7 @@ from napari_miro.annotations import AnnotatedData
 from napari_miro.base_models import start_from_base
 from napari_miro.density import BackgroundDecision
 from napari_miro.devices import resolve_device
-from napari_miro.inference import ClusterResult, cluster_points, cluster_table
+from napari_miro.inference import ClusterResult, alone_labels, cluster_points, cluster_table
 from napari_miro.model import MIRO
 from napari_miro.model_file import MIROSettings, TrainedMIRO
 from napari_miro.recipe import BACKGROUNDS, PRESETS, TrainingSettings, default_fine_step
@@ -74,7 +74,7 @@ def tuning_guess(minutes: float) -> float:
 
 
 class MIROClusterer(BaseEstimator):
-    """MIRO + DBSCAN, learnt from one or a few annotated clusters.
+    """MIRO + DBSCAN (or HDBSCAN), learnt from one or a few annotated clusters.
 
     Parameters
     ----------
@@ -98,8 +98,13 @@ class MIROClusterer(BaseEstimator):
         "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda" or "mps".
     random_state : int or None, default None
         Seed of every random step: the same data and parameters give the same model. None: the recipe's (0).
+    method : {"dbscan", "hdbscan"}, default "dbscan"
+        What clusters the collapsed localizations (and the original ones in :meth:`cluster_alone`).
     eps_nm, min_samples : float, int or None, default None
-        DBSCAN's parameters for :meth:`predict`. None: those tuned on the synthetic fields during :meth:`fit`.
+        DBSCAN's parameters for :meth:`predict` (``min_samples`` also HDBSCAN's). None: those tuned on the
+        synthetic fields during :meth:`fit` (HDBSCAN: its min_cluster_size).
+    min_cluster_size : int or None, default None
+        HDBSCAN's smallest cluster. None: the one tuned on the synthetic fields.
     fine_eps_nm, fine_min_samples : float, int or None, default None
         The same for the fine scale of a two-scale model.
     recipe : TrainingSettings or None, default None
@@ -117,6 +122,8 @@ class MIROClusterer(BaseEstimator):
         DBSCAN's parameters tuned for MIRO's collapsed points.
     dbscan_eps_nm_, dbscan_min_samples_ : float, int
         DBSCAN's parameters tuned the same way for the original points (DBSCAN alone, the fair baseline).
+    min_cluster_size_, alone_min_cluster_size_ : int or None
+        HDBSCAN's min_cluster_size tuned for the collapsed points and for the original points.
     history_ : list of dict
         One record per optimizer step: ``step``, ``loss``, ``seconds`` and, when validated, ``validation_loss``.
     training_ : TrainingResult
@@ -151,6 +158,8 @@ class MIROClusterer(BaseEstimator):
         fine_min_samples: int | None = None,
         recipe: TrainingSettings | None = None,
         n_threads: int | None = None,
+        method: str = "dbscan",
+        min_cluster_size: int | None = None,
     ) -> None:
         self.preset = preset
         self.base_model = base_model
@@ -166,6 +175,8 @@ class MIROClusterer(BaseEstimator):
         self.fine_min_samples = fine_min_samples
         self.recipe = recipe
         self.n_threads = n_threads
+        self.method = method
+        self.min_cluster_size = min_cluster_size
 
     # ------------------------------------------------------------------ settings
     def training_settings(self) -> TrainingSettings:
@@ -343,6 +354,14 @@ class MIROClusterer(BaseEstimator):
     def dbscan_min_samples_(self) -> int | None:
         return self._fitted().settings.dbscan_min_samples
 
+    @property
+    def min_cluster_size_(self) -> int | None:
+        return self._fitted().settings.hdbscan_min_cluster_size
+
+    @property
+    def alone_min_cluster_size_(self) -> int | None:
+        return self._fitted().settings.hdbscan_alone_min_cluster_size
+
     # ------------------------------------------------------------------ clustering
     def cluster(
         self,
@@ -352,8 +371,9 @@ class MIROClusterer(BaseEstimator):
         should_stop: Callable[[], bool] | None = None,
         passes: int | None = None,
     ) -> ClusterResult:
-        """MIRO + DBSCAN on the positions ``X`` (nm): labels (0 = not clustered), the collapsed positions, and
-        classes / fine-scale labels for models that have them. ``progress(done, total)`` counts tiles."""
+        """MIRO + DBSCAN (or HDBSCAN, see ``method``) on the positions ``X`` (nm): labels (0 = not clustered), the
+        collapsed positions, and classes / fine-scale labels for models that have them. ``progress(done, total)``
+        counts tiles."""
         with ThreadBudget(self.n_threads):
             return cluster_points(
                 self._fitted(),
@@ -366,7 +386,15 @@ class MIROClusterer(BaseEstimator):
                 progress=progress,
                 should_stop=should_stop,
                 passes=passes,
+                method=self.method,
+                min_cluster_size=self.min_cluster_size,
             )
+
+    def cluster_alone(self, X: np.ndarray) -> np.ndarray:
+        """Labels (0 = not clustered) of the same method on the positions ``X`` (nm) WITHOUT MIRO, with its
+        parameters tuned the same way on the synthetic fields: the fair baseline to compare MIRO with."""
+        with ThreadBudget(self.n_threads):
+            return alone_labels(self._fitted(), np.asarray(X, dtype=np.float64), self.method)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Cluster labels of the positions ``X`` (nm): 1..K, 0 = not clustered."""
@@ -398,6 +426,8 @@ class MIROClusterer(BaseEstimator):
                 progress=progress,
                 passes=passes,
                 should_stop=should_stop,
+                method=self.method,
+                min_cluster_size=self.min_cluster_size,
             )
 
     def _inference_device(self) -> torch.device:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.cluster import DBSCAN
+from sklearn.cluster import DBSCAN, HDBSCAN
 
 from napari_miro.devices import OUT_OF_MEMORY_ERRORS, DeviceOutOfMemory, resolve_device
 from napari_miro.geometry import median_spacing
@@ -30,16 +30,23 @@ from napari_miro.model_file import TrainedMIRO
 from napari_miro.stats import cluster_statistics
 
 __all__ = [
+    "CLUSTERING_METHODS",
     "ClusterResult",
     "Collapsed",
+    "alone_labels",
     "bounded_note",
     "cluster_points",
     "cluster_table",
     "collapse",
     "dbscan_labels",
     "frames_of",
+    "hdbscan_labels",
+    "hdbscan_size",
     "scale_mismatch",
 ]
+
+#: what clusters the collapsed points (and the original ones, for the baseline beside MIRO)
+CLUSTERING_METHODS = ("dbscan", "hdbscan")
 
 #: no localization moves further than this many graph thresholds (delta): a cluster's points move at most its size,
 #: so only a broken input could ask for more, and the collapsed layer stays finite and near the field
@@ -254,6 +261,60 @@ def dbscan_labels(positions: np.ndarray, eps_nm: float, min_samples: int) -> np.
     return DBSCAN(eps=float(eps_nm), min_samples=int(min_samples)).fit_predict(positions).astype(np.int64) + 1
 
 
+def hdbscan_labels(positions: np.ndarray, min_cluster_size: int, min_samples: int | None = None) -> np.ndarray:
+    """sklearn HDBSCAN, labels shifted as :func:`dbscan_labels` (0 = not clustered, clusters 1..K).
+
+    ``min_samples`` (the neighbours that make a point core) defaults to ``min_cluster_size``, as in sklearn.
+    """
+    if int(min_cluster_size) < 2:
+        raise ValueError(f"min_cluster_size must be at least 2, not {min_cluster_size}")
+    if min_samples is not None and int(min_samples) < 1:
+        raise ValueError(f"min_samples must be at least 1, not {min_samples}")
+    positions = np.asarray(positions, dtype=np.float64)
+    if len(positions) < max(2, int(min_cluster_size)):
+        return np.zeros(len(positions), np.int64)
+    model = HDBSCAN(
+        min_cluster_size=int(min_cluster_size),
+        min_samples=None if min_samples is None else int(min_samples),
+        copy=True,
+    )
+    return model.fit_predict(positions).astype(np.int64) + 1
+
+
+def hdbscan_size(trained: TrainedMIRO, min_cluster_size: int | None, alone: bool) -> int:
+    """HDBSCAN's min_cluster_size: the given one, else the model's tuned one, else DBSCAN's min_samples (models
+    tuned before HDBSCAN was offered)."""
+    settings = trained.settings
+    if min_cluster_size is not None:
+        return int(min_cluster_size)
+    tuned = settings.hdbscan_alone_min_cluster_size if alone else settings.hdbscan_min_cluster_size
+    fallback = (settings.dbscan_min_samples or settings.min_samples) if alone else settings.min_samples
+    return int(tuned or max(2, fallback))
+
+
+def alone_labels(
+    trained: TrainedMIRO,
+    positions: np.ndarray,
+    method: str = "dbscan",
+    eps_nm: float | None = None,
+    min_samples: int | None = None,
+    min_cluster_size: int | None = None,
+) -> np.ndarray:
+    """The clustering method on the ORIGINAL positions, without MIRO, with the parameters tuned for that on the
+    same synthetic fields (the fair baseline beside MIRO + the method); given parameters override them."""
+    settings = trained.settings
+    if method == "hdbscan":
+        return hdbscan_labels(positions, hdbscan_size(trained, min_cluster_size, alone=True), min_samples)
+    _check_method(method)
+    eps = eps_nm or settings.dbscan_eps_nm or settings.eps_nm
+    return dbscan_labels(positions, eps, min_samples or settings.dbscan_min_samples or settings.min_samples)
+
+
+def _check_method(method: str) -> None:
+    if method not in CLUSTERING_METHODS:
+        raise ValueError(f"unknown clustering method {method!r}; choose from {', '.join(CLUSTERING_METHODS)}")
+
+
 @dataclass
 class ClusterResult:
     """Cluster labels for every point, plus classes and nested fine-scale labels when the model has them."""
@@ -263,8 +324,10 @@ class ClusterResult:
     cluster_class: dict[int, int] = field(default_factory=dict)  #: cluster label -> class id
     point_class: np.ndarray | None = None  #: (N,) class id of each point's cluster (0 outside clusters)
     fine_labels: np.ndarray | None = None  #: (N,) fine clusters nested in coarse ones (0 = none)
-    eps_nm: float = 0.0
-    min_samples: int = 0
+    eps_nm: float = 0.0  #: DBSCAN's (0 with HDBSCAN)
+    min_samples: int | None = 0  #: DBSCAN's; HDBSCAN's when given (None: its min_cluster_size)
+    method: str = "dbscan"  #: one of CLUSTERING_METHODS
+    min_cluster_size: int | None = None  #: HDBSCAN's
 
 
 def _mode_class(labels: np.ndarray, class_id: np.ndarray) -> dict[int, int]:
@@ -310,16 +373,25 @@ def cluster_points(
     fine_min_samples: int | None = None,
     device: str | torch.device = "cpu",
     collapsed: Collapsed | None = None,
+    method: str = "dbscan",
+    min_cluster_size: int | None = None,
     **collapse_options,
 ) -> ClusterResult:
-    """MIRO + DBSCAN: collapse, then DBSCAN on the collapsed positions (defaults: the model's suggestion)."""
+    """MIRO + DBSCAN (or HDBSCAN): collapse, then cluster the collapsed positions (defaults: the parameters tuned
+    on the synthetic fields). The fine scale of a two-scale model is always clustered with DBSCAN."""
+    _check_method(method)
     settings = trained.settings
     eps = settings.eps_nm if eps_nm is None else eps_nm
     samples = settings.min_samples if min_samples is None else min_samples
     if collapsed is None:
         collapsed = collapse(trained, positions, device=device, **collapse_options)
-    labels = dbscan_labels(collapsed.positions, eps, samples)
-    result = ClusterResult(labels, collapsed, eps_nm=float(eps), min_samples=int(samples))
+    if method == "hdbscan":
+        size = hdbscan_size(trained, min_cluster_size, alone=False)
+        labels = hdbscan_labels(collapsed.positions, size, min_samples)
+        result = ClusterResult(labels, collapsed, min_samples=min_samples, method=method, min_cluster_size=size)
+    else:
+        labels = dbscan_labels(collapsed.positions, eps, samples)
+        result = ClusterResult(labels, collapsed, eps_nm=float(eps), min_samples=int(samples))
     if collapsed.class_id is not None:
         result.cluster_class = _mode_class(labels, collapsed.class_id)
         lookup = np.zeros(labels.max() + 1, np.int64)
@@ -354,9 +426,11 @@ def cluster_table(
     progress=None,
     passes: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    method: str = "dbscan",
+    min_cluster_size: int | None = None,
 ):
-    """MIRO + DBSCAN on a localization table: (output table, statistics table, ClusterResult). ``should_stop`` is
-    polled between tiles (InterruptedError when it returns True)."""
+    """MIRO + DBSCAN (or HDBSCAN) on a localization table: (output table, statistics table, ClusterResult).
+    ``should_stop`` is polled between tiles (InterruptedError when it returns True)."""
 
     positions = df[["x", "y"]].to_numpy()
     result = cluster_points(
@@ -370,6 +444,8 @@ def cluster_table(
         progress=progress,
         passes=passes,
         should_stop=should_stop,
+        method=method,
+        min_cluster_size=min_cluster_size,
     )
     out = df.copy()
     new_columns = {

@@ -88,7 +88,13 @@ def _check_settings(settings: MIROSettings, n_classes: int) -> None:
     _checked("passes", settings.passes, LIMITS["passes"], integer=True)
     for name in ("eps_nm", "fine_eps_nm", "dbscan_eps_nm"):
         _checked(name, getattr(settings, name), LIMITS["length_nm"], optional=name != "eps_nm")
-    for name in ("min_samples", "fine_min_samples", "dbscan_min_samples"):
+    for name in (
+        "min_samples",
+        "fine_min_samples",
+        "dbscan_min_samples",
+        "hdbscan_min_cluster_size",
+        "hdbscan_alone_min_cluster_size",
+    ):
         _checked(name, getattr(settings, name), LIMITS["min_samples"], integer=True, optional=name != "min_samples")
     names = settings.class_names
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
@@ -124,6 +130,8 @@ class MIROSettings:
     fine_min_samples: int | None = None
     dbscan_eps_nm: float | None = None  #: DBSCAN alone on the original points, tuned the same way
     dbscan_min_samples: int | None = None
+    hdbscan_min_cluster_size: int | None = None  #: HDBSCAN on the collapsed points (tuned as DBSCAN's)
+    hdbscan_alone_min_cluster_size: int | None = None  #: HDBSCAN alone on the original points
     preset: str = "compact"
     training: dict = field(default_factory=dict)  #: summary of the training run
     #: times the network is applied: each pass rebuilds the graph on the previous pass's collapsed positions

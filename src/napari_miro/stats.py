@@ -165,6 +165,7 @@ def cluster_statistics(
     return table
 
 
-def compare_statistics(miro: pd.DataFrame, dbscan: pd.DataFrame) -> pd.DataFrame:
-    """Both tables stacked with a ``method`` column ("MIRO + DBSCAN", "DBSCAN"), for side-by-side plots."""
-    return pd.concat([miro.assign(method="MIRO + DBSCAN"), dbscan.assign(method="DBSCAN")], ignore_index=True)
+def compare_statistics(miro: pd.DataFrame, alone: pd.DataFrame, method: str = "DBSCAN") -> pd.DataFrame:
+    """Both tables stacked with a ``method`` column ("MIRO + DBSCAN", "DBSCAN"; or HDBSCAN's), for side-by-side
+    plots."""
+    return pd.concat([miro.assign(method=f"MIRO + {method}"), alone.assign(method=method)], ignore_index=True)

@@ -1,8 +1,10 @@
-"""DBSCAN's parameters, chosen on synthetic fields with known truth (never on the data to be analysed).
+"""DBSCAN's (and HDBSCAN's) parameters, chosen on synthetic fields with known truth (never on the data to be
+analysed).
 
 :func:`suggest_parameters` searches eps and min_samples for MIRO + DBSCAN (on the collapsed fields), for the fine
 scale of a two-scale model, and for DBSCAN alone on the original positions (the fair baseline), maximising a
-tuning objective (:func:`tuning_score`). :func:`widest_copy_from_field` reads the clusters a trained model finds
+tuning objective (:func:`tuning_score`); HDBSCAN's min_cluster_size is searched the same way, with and without
+MIRO. :func:`widest_copy_from_field` reads the clusters a trained model finds
 in the annotated field: when they are mostly larger than the annotated ones, min_samples is tuned again on
 larger copies.
 
@@ -24,7 +26,7 @@ from scipy.spatial import cKDTree
 from napari_miro import metrics
 from napari_miro.annotations import AnnotatedData, median_radius, median_size
 from napari_miro.geometry import radius_of_gyration
-from napari_miro.inference import cluster_points, collapse
+from napari_miro.inference import cluster_points, collapse, hdbscan_labels
 from napari_miro.model_file import TrainedMIRO
 from napari_miro.recipe import TrainingSettings
 from napari_miro.synthesis import FieldSynthesizer
@@ -36,6 +38,7 @@ __all__ = [
     "dbscan_label_grid",
     "found_clusters_are_larger",
     "grid_search_dbscan",
+    "grid_search_hdbscan",
     "suggest_parameters",
     "tune_dbscan",
     "tune_model",
@@ -50,6 +53,8 @@ __all__ = [
 TUNING_OBJECTIVES = ("ari", "ari+ari_c", "ari+ari_c+ji_c")
 #: Scores of the DBSCAN tuning this close to the best count as equal: the larger min_samples is kept.
 TUNING_TOLERANCE = 0.01
+#: HDBSCAN is tuned on this many of the tuning fields (it is ~100x slower than one DBSCAN of the grid)
+HDBSCAN_TUNING_FIELDS = 4
 
 #: after tuning, cluster the annotated field and re-tune min_samples when the clusters found there like the annotated
 #: ones are mostly larger (one small annotated cluster otherwise sets min_samples too low for its neighbours)
@@ -212,12 +217,36 @@ def grid_search_dbscan(
     return float(eps_grid[i]), int(samples_grid[j]), float(scores[i, j])
 
 
+def grid_search_hdbscan(
+    positions_list: list[np.ndarray],
+    truth_list: list[np.ndarray],
+    sizes_grid: np.ndarray,
+    objective: str = "ari",
+    tolerance: float = TUNING_TOLERANCE,
+    matched_positions_list: list[np.ndarray] | None = None,
+) -> tuple[int, float]:
+    """HDBSCAN's min_cluster_size (min_samples left to its default, the same) that maximises the mean
+    :func:`tuning_score` over the fields; among scores within ``tolerance`` of the best the largest wins, as for
+    DBSCAN's min_samples (:func:`grid_search_dbscan`)."""
+    if objective not in TUNING_OBJECTIVES:
+        raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+    matched_list = positions_list if matched_positions_list is None else matched_positions_list
+    scores = np.zeros(len(sizes_grid))
+    for points, truth, matched in zip(positions_list, truth_list, matched_list, strict=True):
+        score = TuningScorer(truth, objective, matched)
+        scores += [score(hdbscan_labels(points, int(size))) for size in sizes_grid]
+    scores /= max(len(positions_list), 1)
+    j = int(np.flatnonzero(scores >= scores.max() - tolerance).max())
+    return int(sizes_grid[j]), float(scores[j])
+
+
 def suggest_parameters(
     trained: TrainedMIRO,
     fields: list,
     device: str | torch.device = "cpu",
     min_cluster_size: int = 5,
     objective: str = "ari",
+    hdbscan: bool = True,
 ) -> dict:
     """Tune DBSCAN on synthetic fields with known truth (never on the data to be analysed).
 
@@ -225,7 +254,9 @@ def suggest_parameters(
     ``eps_nm`` / ``min_samples`` for MIRO + DBSCAN (maximising ``objective`` on the collapsed fields), the same for
     the fine scale of a multiscale model, and ``dbscan_eps_nm`` / ``dbscan_min_samples`` for DBSCAN alone on
     the original positions (the fair baseline). eps is searched on a grid of quantiles of the nearest-
-    neighbour distances, min_samples from 2 up to the smallest cluster size.
+    neighbour distances, min_samples from 2 up to the smallest cluster size. With ``hdbscan``, also
+    ``hdbscan_min_cluster_size`` (collapsed) and ``hdbscan_alone_min_cluster_size`` (original) over the same
+    grid, on the first :data:`HDBSCAN_TUNING_FIELDS` fields.
     """
     collapsed = [collapse(trained, f.positions, device=device) for f in fields]
     truths = [f.cluster for f in fields]
@@ -257,6 +288,18 @@ def suggest_parameters(
         original, truths, tuning_eps_grid(original), samples_grid, objective
     )
     result.update(dbscan_eps_nm=base_eps, dbscan_min_samples=base_samples, dbscan_ari=base_score)
+    if hdbscan:
+        few = slice(0, HDBSCAN_TUNING_FIELDS)
+        size, score = grid_search_hdbscan(
+            collapsed_points[few], truths[few], samples_grid, objective, matched_positions_list=original[few]
+        )
+        alone_size, alone_score = grid_search_hdbscan(original[few], truths[few], samples_grid, objective)
+        result.update(
+            hdbscan_min_cluster_size=size,
+            hdbscan_score=score,
+            hdbscan_alone_min_cluster_size=alone_size,
+            hdbscan_alone_score=alone_score,
+        )
     return result
 
 
@@ -275,7 +318,7 @@ def tune_model(
         if widest is not None:
             widened = copy.copy(synthesizer)
             widened.copy_size_ranges = [(low, max(high, widest)) for low, high in synthesizer.copy_size_ranges]
-            wide = tune_dbscan(trained, widened, settings)
+            wide = tune_dbscan(trained, widened, settings, hdbscan=False)
             suggestion["min_samples"] = max(suggestion["min_samples"], wide["min_samples"])
             suggestion["copies_up_to"] = round(widest, 3)
             _apply_tuning(trained, suggestion)
@@ -290,13 +333,19 @@ def _apply_tuning(trained: TrainedMIRO, suggestion: dict) -> None:
             setattr(trained.settings, name, value)
 
 
-def tune_dbscan(trained: TrainedMIRO, synthesizer: FieldSynthesizer, settings: TrainingSettings) -> dict:
-    """DBSCAN's parameters for ``trained`` (with its current number of passes), tuned on fresh synthetic fields
-    (seeded): see :func:`suggest_parameters`."""
+def tune_dbscan(
+    trained: TrainedMIRO, synthesizer: FieldSynthesizer, settings: TrainingSettings, hdbscan: bool = True
+) -> dict:
+    """DBSCAN's (and HDBSCAN's) parameters for ``trained`` (with its current number of passes), tuned on fresh
+    synthetic fields (seeded): see :func:`suggest_parameters`."""
     rng = np.random.default_rng(settings.seed + 3)
     tuning_fields = [synthesizer.field(rng) for _ in range(max(2, settings.n_tuning_fields))]
     return suggest_parameters(
-        trained, tuning_fields, min_cluster_size=min(synthesizer.sizes), objective=settings.tuning_objective
+        trained,
+        tuning_fields,
+        min_cluster_size=min(synthesizer.sizes),
+        objective=settings.tuning_objective,
+        hdbscan=hdbscan,
     )
 
 

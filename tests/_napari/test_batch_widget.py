@@ -58,6 +58,10 @@ def test_batch_widget_runs_the_viewers_model_over_a_folder(qtbot, make_napari_vi
     assert any(axis.patches for axis in widget.axes)
     assert messages["info"] and "Batch finished" in messages["info"][-1]
     assert layer.data.shape == (3, 2)  # the viewer's layers are untouched
+    widget.eps.setValue(30.0)
+    widget.method.setCurrentIndex(widget.method.findData("hdbscan"))
+    parameters = widget.parameters()
+    assert parameters.method == "hdbscan" and parameters.eps_nm is None  # DBSCAN's eps does not apply
 
 
 def test_batch_widget_stop_and_bad_model(qtbot, make_napari_viewer, trained_rings, folder, tmp_path, messages):

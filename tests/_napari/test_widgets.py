@@ -170,6 +170,17 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     assert not (tmp_path / "clustered.txt").exists()
     messages["error"].clear()
 
+    # HDBSCAN instead of DBSCAN: its own parameter, its own baseline layer, named everywhere
+    cluster.method.setCurrentIndex(cluster.method.findData("hdbscan"))
+    assert cluster.run_button.text() == "Run MIRO + HDBSCAN" and cluster.min_cluster_size.value() >= 2
+    assert cluster.form.isRowVisible(cluster.min_cluster_size) and not cluster.form.isRowVisible(cluster.eps)
+    cluster.run()
+    qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
+    assert "rings HDBSCAN alone" in rings_viewer.layers and "rings DBSCAN alone" not in rings_viewer.layers
+    assert "MIRO + HDBSCAN" in statistics.summary.text() and "HDBSCAN alone" in statistics.summary.text()
+    hdbscan_table = pd.read_csv(statistics.export(str(tmp_path / "hdbscan.csv")))
+    assert set(hdbscan_table["method"]) == {"MIRO + HDBSCAN", "HDBSCAN"}
+
     # save and load the model through the widget
     path = trainer.save_model(str(tmp_path / "model.safetensors"))
     del source.metadata[MODEL_KEY]

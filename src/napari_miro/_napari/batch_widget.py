@@ -76,6 +76,10 @@ class BatchWidget(QWidget):
         self.min_samples = QSpinBox()
         self.min_samples.setRange(0, 100_000)
         self.min_samples.setSpecialValueText("model's")
+        self.method = QComboBox()
+        self.method.addItem("DBSCAN", "dbscan")
+        self.method.addItem("HDBSCAN", "hdbscan")
+        self.method.setToolTip("what clusters the collapsed localizations (HDBSCAN uses the model's min cluster size)")
         self.workers = QSpinBox()
         self.workers.setRange(1, max(1, os.cpu_count() or 1) * 4)
         self.workers.setValue(max(1, os.cpu_count() or 1))
@@ -105,6 +109,7 @@ class BatchWidget(QWidget):
         form = QFormLayout()
         form.addRow("model", self.model_source)
         form.addRow("", model_row)
+        form.addRow("clustering", self.method)
         form.addRow("DBSCAN eps", self.eps)
         form.addRow("DBSCAN min_samples", self.min_samples)
         form.addRow("workers", self.workers)
@@ -200,9 +205,11 @@ class BatchWidget(QWidget):
         return trained.save(out_dir / "model.safetensors")
 
     def parameters(self) -> ClusterParameters:
+        hdbscan = self.method.currentData() == "hdbscan"
         return ClusterParameters(
-            eps_nm=self.eps.value() or None,
-            min_samples=self.min_samples.value() or None,
+            eps_nm=None if hdbscan else self.eps.value() or None,
+            min_samples=None if hdbscan else self.min_samples.value() or None,
+            method=self.method.currentData(),
         )
 
     # running ---------------------------------------------------------------------------------------------

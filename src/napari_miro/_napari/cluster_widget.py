@@ -1,10 +1,12 @@
-"""Cluster widget: MIRO + DBSCAN on a localization layer; results as new layers (the input is untouched)."""
+"""Cluster widget: MIRO + DBSCAN (or HDBSCAN) on a localization layer; results as new layers (the input is
+untouched)."""
 
 from __future__ import annotations
 
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
@@ -30,7 +32,7 @@ def _has_model(layer) -> bool:
 
 def result_layers(run: ClusteringRun, result, source_layer, class_names: list[str], baseline=None) -> list[tuple]:
     """LayerData tuples for a clustering run: collapsed points, clusters, classes, fine clusters, centroids and
-    (optionally) DBSCAN alone. Built off the main thread; added on it."""
+    (optionally) the same method alone. Built off the main thread; added on it."""
     table = run.table
     size = float(np.mean(source_layer.size)) if len(source_layer.data) else 20.0
     name = source_layer.name
@@ -87,7 +89,7 @@ def result_layers(run: ClusteringRun, result, source_layer, class_names: list[st
                 yx,
                 {
                     **base,
-                    "name": f"{name} DBSCAN alone",
+                    "name": f"{name} {run.method} alone",
                     "features": table.assign(cluster=baseline),
                     "face_color": label_colours(baseline, yx),
                     "visible": False,
@@ -99,7 +101,8 @@ def result_layers(run: ClusteringRun, result, source_layer, class_names: list[st
 
 
 class ClusterWidget(QWidget):
-    """Run MIRO + DBSCAN with the model attached to a layer; optionally DBSCAN alone for comparison."""
+    """Run MIRO + DBSCAN (or HDBSCAN) with the model attached to a layer; optionally the same method alone for
+    comparison."""
 
     def __init__(self, napari_viewer) -> None:
         from napari.layers import Points
@@ -112,9 +115,18 @@ class ClusterWidget(QWidget):
         self.eps.setSuffix(" nm")
         self.min_samples = QSpinBox()
         self.min_samples.setRange(1, 100_000)
-        self.compare = QCheckBox("also DBSCAN alone on the original points (tuned the same way)")
+        self.method = QComboBox()
+        self.method.addItem("DBSCAN", "dbscan")
+        self.method.addItem("HDBSCAN", "hdbscan")
+        self.method.setToolTip(
+            "what clusters the collapsed localizations: DBSCAN (eps, min_samples) or HDBSCAN (one parameter, the "
+            "smallest cluster; finds clusters of different densities; slower on large layers)"
+        )
+        self.min_cluster_size = QSpinBox()
+        self.min_cluster_size.setRange(2, 1_000_000)
+        self.compare = QCheckBox()
         self.compare.setChecked(True)
-        self.run_button = QPushButton("Run MIRO + DBSCAN")
+        self.run_button = QPushButton()
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("stop clustering (between tiles of the field); nothing is added")
@@ -122,8 +134,11 @@ class ClusterWidget(QWidget):
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("localizations", self.layer_choice)
+        form.addRow("clustering", self.method)
         form.addRow("DBSCAN eps", self.eps)
         form.addRow("DBSCAN min_samples", self.min_samples)
+        form.addRow("HDBSCAN min cluster size", self.min_cluster_size)
+        self.form = form
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.compare)
@@ -134,14 +149,32 @@ class ClusterWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch()
         self.layer_choice.currentTextChanged.connect(lambda *_: self.prefill())
+        self.method.currentIndexChanged.connect(lambda *_: self._show_method())
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         self.worker = None
         self._stop_asked = False
+        self._show_method()
         self.prefill()
 
+    @property
+    def method_name(self) -> str:
+        """The chosen clustering method as shown ("DBSCAN" or "HDBSCAN")."""
+        return self.method.currentText()
+
+    def _show_method(self) -> None:
+        """Show the chosen method's parameters only, and name it on the buttons."""
+        hdbscan = self.method.currentData() == "hdbscan"
+        for field in (self.eps, self.min_samples):
+            self.form.setRowVisible(field, not hdbscan)
+        self.form.setRowVisible(self.min_cluster_size, hdbscan)
+        self.run_button.setText(f"Run MIRO + {self.method_name}")
+        self.compare.setText(f"also {self.method_name} alone on the original points (tuned the same way)")
+
     def prefill(self) -> None:
-        """eps and min_samples from the model's suggestion."""
+        """The parameters from the model's suggestion."""
+        from napari_miro.inference import hdbscan_size
+
         layer = self.layer_choice.layer()
         trained = layer.metadata.get(MODEL_KEY) if layer is not None else None
         if trained is None:
@@ -149,8 +182,10 @@ class ClusterWidget(QWidget):
             return
         self.eps.setValue(trained.settings.eps_nm)
         self.min_samples.setValue(trained.settings.min_samples)
+        self.min_cluster_size.setValue(hdbscan_size(trained, None, alone=False))
         self.status.setText(
-            f"suggested by the model: eps {trained.settings.eps_nm:g} nm, min_samples {trained.settings.min_samples}"
+            f"suggested by the model: eps {trained.settings.eps_nm:g} nm, min_samples {trained.settings.min_samples}; "
+            f"HDBSCAN min cluster size {self.min_cluster_size.value()}"
         )
 
     def run(self):
@@ -172,6 +207,7 @@ class ClusterWidget(QWidget):
             return None
         table = layer_table(layer)
         eps, samples, compare = float(self.eps.value()), int(self.min_samples.value()), self.compare.isChecked()
+        method, size, name = self.method.currentData(), int(self.min_cluster_size.value()), self.method_name
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self._stop_asked = False
@@ -184,10 +220,12 @@ class ClusterWidget(QWidget):
             samples,
             compare,
             lambda: self._stop_asked,
-            on_result=lambda output: self._add_results(layer, trained, output),
+            method,
+            size,
+            on_result=lambda output: self._add_results(layer, trained, output, name),
             doing="Clustering",
             on_finished=self._finished,
-            progress_desc="MIRO + DBSCAN",
+            progress_desc=f"MIRO + {name}",
         )
         return self.worker
 
@@ -204,14 +242,12 @@ class ClusterWidget(QWidget):
         if self._stop_asked:
             self.status.setText("stopped: nothing was added")
 
-    def _add_results(self, layer, trained, output) -> None:
+    def _add_results(self, layer, trained, output, method: str = "DBSCAN") -> None:
         self._stop_asked = False  # the run finished before a late Stop could take effect: its results are added
         table, statistics, result, baseline, baseline_statistics = output
-        run = ClusteringRun(layer.name, table, statistics, baseline_statistics, f"{layer.name} centroids")
-        for name in [
-            f"{layer.name} {suffix}"
-            for suffix in ("collapsed", "clusters", "classes", "fine clusters", "centroids", "DBSCAN alone")
-        ]:
+        run = ClusteringRun(layer.name, table, statistics, baseline_statistics, f"{layer.name} centroids", method)
+        suffixes = ("collapsed", "clusters", "classes", "fine clusters", "centroids", "DBSCAN alone", "HDBSCAN alone")
+        for name in [f"{layer.name} {suffix}" for suffix in suffixes]:
             if name in self.viewer.layers:  # a new run replaces the results of the last one, never the input
                 self.viewer.layers.remove(name)
         for data, kwargs, kind in result_layers(run, result, layer, trained.settings.class_names, baseline):
@@ -222,9 +258,9 @@ class ClusterWidget(QWidget):
         n_clusters = int(result.labels.max(initial=0))
         text = f"{n_clusters} clusters, {np.mean(result.labels > 0):.0%} of localizations clustered"
         if baseline is not None:
-            text += f"; DBSCAN alone: {int(baseline.max(initial=0))} clusters"
+            text += f"; {method} alone: {int(baseline.max(initial=0))} clusters"
         self.status.setText(text)
-        notify_info(f"MIRO + DBSCAN on '{layer.name}': {text}")
+        notify_info(f"MIRO + {method} on '{layer.name}': {text}")
         from napari_miro.inference import bounded_note
 
         if (note := bounded_note(result.collapsed, trained)) is not None:
@@ -252,20 +288,22 @@ def model_mismatch(viewer, layer, trained) -> str | None:
     return None
 
 
-def _cluster_job(table, trained, eps, samples, compare, should_stop=None):
-    """Worker body (no Qt, no napari): MIRO + DBSCAN, and DBSCAN alone when asked; ``should_stop`` is polled
-    between tiles."""
+def _cluster_job(table, trained, eps, samples, compare, should_stop=None, method="dbscan", min_cluster_size=None):
+    """Worker body (no Qt, no napari): MIRO + DBSCAN (or HDBSCAN), and the same method alone when asked;
+    ``should_stop`` is polled between tiles."""
     from napari_miro.estimator import MIROClusterer
-    from napari_miro.inference import dbscan_labels, frames_of
+    from napari_miro.inference import frames_of
     from napari_miro.stats import cluster_statistics
 
-    clusterer = MIROClusterer.from_model(trained, eps_nm=eps, min_samples=samples, device="cpu")
+    if method == "hdbscan":  # DBSCAN's eps and min_samples do not apply
+        eps = samples = None
+    clusterer = MIROClusterer.from_model(
+        trained, eps_nm=eps, min_samples=samples, device="cpu", method=method, min_cluster_size=min_cluster_size
+    )
     output, statistics, result = clusterer.cluster_table(table, should_stop=should_stop)
     baseline = baseline_statistics = None
     if compare:
         xy = table[["x", "y"]].to_numpy()
-        baseline = dbscan_labels(
-            xy, trained.settings.dbscan_eps_nm or eps, trained.settings.dbscan_min_samples or samples
-        )
+        baseline = clusterer.cluster_alone(xy)
         baseline_statistics = cluster_statistics(xy, baseline, frames=frames_of(table))
     return output, statistics, result, baseline, baseline_statistics

@@ -22,13 +22,14 @@ PREVIEW_KEY = "napari_miro_preview"  #: metadata of a layer that previews cluste
 
 @dataclass
 class ClusteringRun:
-    """One MIRO + DBSCAN run on a layer, with DBSCAN alone beside it when asked for."""
+    """One MIRO + DBSCAN (or HDBSCAN) run on a layer, with the same method alone beside it when asked for."""
 
     layer_name: str
     table: pd.DataFrame  #: every input column + cluster, x_collapsed, y_collapsed (+ class, fine_cluster)
     statistics: pd.DataFrame
     dbscan_statistics: pd.DataFrame | None
     centroids_layer: str | None = None
+    method: str = "DBSCAN"  #: the clustering after MIRO, as shown to the user ("DBSCAN" or "HDBSCAN")
 
 
 class MiroSession:

@@ -58,7 +58,7 @@ class StatisticsWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addLayout(choosers)
-        layout.addWidget(in_scroll_area(self.canvas, 200))
+        layout.addWidget(in_scroll_area(self.canvas, 150))
         layout.addLayout(buttons)
         self.export_button.clicked.connect(lambda: self.export())
         self.save_button.clicked.connect(lambda: self.save_results())
@@ -94,9 +94,9 @@ class StatisticsWidget(QWidget):
                 axis.set_xticks([])
                 axis.set_yticks([])
                 continue
-            series = [("MIRO + DBSCAN", miro[column], MIRO_COLOUR)]
+            series = [(f"MIRO + {run.method}", miro[column], MIRO_COLOUR)]
             if dbscan is not None and column in dbscan:
-                series.insert(0, ("DBSCAN alone", dbscan[column], DBSCAN_COLOUR))
+                series.insert(0, (f"{run.method} alone", dbscan[column], DBSCAN_COLOUR))
             overlay_histograms(axis, series, fractions=True)
             axis.yaxis.label.set_fontsize(7)
             axis.tick_params(labelsize=7)
@@ -119,9 +119,9 @@ class StatisticsWidget(QWidget):
             text.set_color(theme_colours(self.viewer)["text"])
         self.figure.set_layout_engine("tight", rect=(0, 0, 1, 0.96))
         self.canvas.draw_idle()
-        text = f"'{run.layer_name}': MIRO + DBSCAN {len(miro)} clusters"
+        text = f"'{run.layer_name}': MIRO + {run.method} {len(miro)} clusters"
         if dbscan is not None:
-            text += f", DBSCAN alone {len(dbscan)} clusters"
+            text += f", {run.method} alone {len(dbscan)} clusters"
         classes = miro["class"].replace("", np.nan).dropna().value_counts().sort_index()
         if len(classes):
             text += " (" + ", ".join(f"{name} {count}" for name, count in classes.items()) + ")"
@@ -151,9 +151,9 @@ class StatisticsWidget(QWidget):
         path = ask_save_path(self, path, "Export cluster statistics", f"{run.layer_name}_statistics.csv", "CSV (*.csv)")
         if path is None:
             return None
-        table = run.statistics.assign(method="MIRO + DBSCAN")
+        table = run.statistics.assign(method=f"MIRO + {run.method}")
         if run.dbscan_statistics is not None:
-            table = compare_statistics(run.statistics, run.dbscan_statistics)
+            table = compare_statistics(run.statistics, run.dbscan_statistics, run.method)
         table.insert(0, "layer", run.layer_name)
 
         def write() -> str:
