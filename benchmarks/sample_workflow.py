@@ -3,7 +3,8 @@
 For each sample: the annotated cluster is the ground-truth structure that stands furthest from the others
 (as a user would lasso an isolated one); training with the defaults (the background decided from the data) runs
 for ``--minutes``; then MIRO + DBSCAN, DBSCAN alone (tuned the same way on the synthetic fields) and the
-statistics tables. Prints a table with the time of each stage and the accuracy against the sample's ground truth.
+statistics tables. Prints a table with the time of each stage and the accuracy against the sample's ground truth,
+and a second one with HDBSCAN in DBSCAN's place (after MIRO and alone, its min_cluster_size tuned the same way).
 Target: the whole workflow under 2 minutes per sample on the 2-core CPU.
 
     python benchmarks/sample_workflow.py [--minutes 1.0 | --steps N] [--device auto]
@@ -20,7 +21,7 @@ from napari_miro import metrics
 from napari_miro.annotations import AnnotatedData
 from napari_miro.cli import SAMPLES, sample_background, sample_file
 from napari_miro.estimator import MIROClusterer
-from napari_miro.inference import dbscan_labels
+from napari_miro.inference import cluster_points
 from napari_miro.io import read_localizations
 from napari_miro.stats import cluster_statistics
 from napari_miro.tuning import tuning_note
@@ -47,7 +48,7 @@ def main() -> None:
         "cluster + statistics (s) | total (s) | JI_c MIRO | JI_c DBSCAN | ARI_c MIRO | ARI_c DBSCAN |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    notes = []
+    notes, hdbscan_rows = [], []
     for name in SAMPLES:
         start = time.perf_counter()
         df = read_localizations(sample_file(name))
@@ -59,9 +60,20 @@ def main() -> None:
         trained = clusterer.model_
         trained_at = time.perf_counter()
         _, _statistics, result = clusterer.cluster_table(df)  # the statistics table is part of the timing
-        baseline = dbscan_labels(xy, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
+        baseline = clusterer.cluster_alone(xy)
         cluster_statistics(xy, baseline)
         done = time.perf_counter()
+        hdbscan = cluster_points(trained, xy, method="hdbscan", collapsed=result.collapsed)
+        hdbscan_alone = MIROClusterer.from_model(trained, method="hdbscan").cluster_alone(xy)
+        compared = (result.labels, baseline, hdbscan.labels, hdbscan_alone)
+        hdbscan_rows.append(
+            f"| {name} | {hdbscan.min_cluster_size} / {trained.settings.hdbscan_alone_min_cluster_size} | "
+            + " | ".join(
+                [f"{metrics.jaccard_clusters(xy, truth, labels):.4f}" for labels in compared]
+                + [f"{metrics.ari_c(truth, labels):.4f}" for labels in compared]
+            )
+            + " |"
+        )
         print(
             f"| {name} | structure {chosen} ({len(data.clusters[0])} loc.) | "
             f"{clusterer.background_} / {sample_background(name)} | {trained_at - start:.0f} | "
@@ -74,6 +86,14 @@ def main() -> None:
         tuning = trained.settings.training.get("tuning", {})
         found = {key: tuning[key] for key in ("found_clusters", "found_median_size") if key in tuning}
         notes.append(f"- {name}: {tuning_note(trained) or 'min_samples from the annotated copies alone'} ({found})")
+    print(
+        "\nHDBSCAN in DBSCAN's place (the same trained models; min_cluster_size tuned on the same synthetic "
+        "fields)\n\n| sample | min_cluster_size MIRO / alone | JI_c MIRO + DBSCAN | JI_c DBSCAN | JI_c MIRO + HDBSCAN "
+        "| JI_c HDBSCAN | ARI_c MIRO + DBSCAN | ARI_c DBSCAN | ARI_c MIRO + HDBSCAN | ARI_c HDBSCAN |\n"
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *hdbscan_rows,
+        sep="\n",
+    )
     print("\nClusters found in the annotated field (tuning.tune_model):", *notes, sep="\n")
 
 

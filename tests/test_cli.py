@@ -258,3 +258,26 @@ def test_base_models_listed_chosen_and_skipped(tmp_path, rings_csv, capsys, trai
     one, two = read_localizations(tmp_path / "out1.csv"), read_localizations(tmp_path / "out2.csv")
     assert not np.allclose(one["x_collapsed"], two["x_collapsed"])
     assert main(["info"]) == 2
+
+
+def test_ripley_writes_a_table_and_a_figure_per_roi(tmp_path, rings_csv, trained_rings, capsys):
+    from napari_miro.regions import Region, write_regions
+
+    trained, _ = trained_rings
+    model = trained.save(tmp_path / "m.safetensors")
+    out, png = tmp_path / "ripley.csv", tmp_path / "ripley.png"
+    arguments = ["ripley", str(rings_csv), "--out", str(out), "--png", str(png), "--simulations", "5"]
+    assert main([*arguments, "--model", str(model)]) == 0
+    table = pd.read_csv(out)
+    assert {"region", "radius_nm", "K_nm2", "L_nm", "H_nm", "H_csr_low_nm", "H_csr_high_nm"} <= set(table)
+    assert table["H_nm"].max() > table["H_csr_high_nm"].max()  # rings: clustered
+    assert png.stat().st_size > 10_000 and "H peaks at" in capsys.readouterr().out
+    rois = write_regions(
+        [Region.rectangle(0, 0, 1500, 1500), Region.rectangle(1500, 0, 3000, 3000)], tmp_path / "r.csv"
+    )
+    assert main([*arguments, "--roi", str(rois), "--max-radius", "300", "--radii", "10"]) == 0
+    table = pd.read_csv(out)
+    assert table["region"].unique().tolist() == ["r 0", "r 1"] and table["radius_nm"].max() == 300
+    empty = write_regions([Region.rectangle(-500, -500, -100, -100)], tmp_path / "empty.csv")
+    assert main([*arguments, "--roi", str(empty)]) == 2
+    assert "holds 0 localization" in capsys.readouterr().err

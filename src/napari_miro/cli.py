@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from napari_miro.io import LocalizationFileError, read_localizations, write_thunderstorm
-from napari_miro.output_files import check_output
+from napari_miro.output_files import atomic_path, check_output
 
 EXIT_BAD_INPUT = 2
 SAMPLES = {
@@ -349,6 +349,43 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ripley(args: argparse.Namespace) -> int:
+    from napari_miro.plotting import ripley_figure
+    from napari_miro.regions import Region, read_regions
+    from napari_miro.ripley import ripley
+
+    check_output(args.out, ".csv", "Ripley table")
+    if args.png:
+        check_output(args.png, ".png", "Ripley figure")
+    df = _read(args.input, args.pixel_size)
+    xy = df[["x", "y"]].to_numpy()
+    regions = read_regions(args.roi) if args.roi else [Region.bounding_box(xy, Path(args.input).stem)]
+    radii = None
+    if args.max_radius is not None:
+        radii = np.linspace(0.0, args.max_radius, args.radii + 1)[1:]
+    marks = {}
+    if args.model:
+        settings = _load_model(args.model).settings
+        marks = {"model delta": settings.delta_nm, "DBSCAN eps": settings.dbscan_eps_nm or settings.eps_nm}
+    tables, results = [], []
+    for region in regions:
+        result = ripley(xy, radii, region, args.correction, args.simulations, args.max_points, args.seed)
+        results.append((region, result))
+        tables.append(result.to_frame().assign(region=region.name, n_localizations=result.n_total,
+                                               area_um2=region.area / 1e6))  # fmt: skip
+        peak = result.peak_radius_nm
+        scale = f"H peaks at {peak:.0f} nm" if np.isfinite(peak) else "no clustering above the random envelope"
+        print(f"{region.name}: {result.n_total:,} localizations, {region.area / 1e6:.3g} um^2, {scale}")
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(0, "region", table.pop("region"))
+    with atomic_path(args.out) as partial:
+        table.to_csv(partial, index=False)
+    if args.png:
+        with atomic_path(args.png) as partial:
+            ripley_figure(results, partial, marks=marks)
+    return 0
+
+
 EXIT_SOME_FAILED = 1
 
 
@@ -620,6 +657,27 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="redo files whose results exist for this model")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(run=_batch)
+
+    ripley_parser = commands.add_parser(
+        "ripley",
+        help="Ripley's K, L and H with a random (CSR) envelope: is there clustering, at what scale?",
+        description="Ripley's functions of a localization file (or of each ROI of a napari Shapes CSV), "
+        "edge-corrected, with the envelope of complete spatial randomness; writes a CSV and optionally a PNG.",
+    )
+    ripley_parser.add_argument("input", help="localization file")
+    ripley_parser.add_argument("--out", required=True, help="table to write (CSV): radius_nm, K, L, H, envelope")
+    ripley_parser.add_argument("--png", default=None, help="figure of H(r) with its envelope to write (PNG)")
+    ripley_parser.add_argument("--roi", default=None, help="ROIs: a napari Shapes CSV (default: the whole field)")
+    ripley_parser.add_argument("--max-radius", type=float, default=None, help="largest radius in nm")
+    ripley_parser.add_argument("--radii", type=_positive_int, default=50, help="radii up to --max-radius")
+    ripley_parser.add_argument("--correction", choices=["auto", "translation", "border", "none"], default="auto",
+                               help="edge correction (auto: translation for the field, border for ROIs)")  # fmt: skip
+    ripley_parser.add_argument("--simulations", type=int, default=19, help="random patterns of the envelope")
+    ripley_parser.add_argument("--max-points", type=_positive_int, default=20_000, help="thin larger sets")
+    ripley_parser.add_argument("--seed", type=int, default=0, help="seed of the thinning and the simulations")
+    ripley_parser.add_argument("--model", default=None, help="mark this model's delta and DBSCAN eps")
+    ripley_parser.add_argument("--pixel-size", type=float, default=None, help="camera pixel size in nm (files in px)")
+    ripley_parser.set_defaults(run=_ripley)
 
     demo = commands.add_parser("demo", help="train single-shot on a bundled sample, cluster it, report accuracy")
     demo.add_argument("--sample", default="rings", help=f"one of {', '.join(SAMPLES)} (default rings)")

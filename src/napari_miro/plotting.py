@@ -1,4 +1,4 @@
-"""Figures: histograms of cluster statistics, the demo's overview, the batch's per-group summary.
+"""Figures: histograms of cluster statistics, the demo's overview, the batch's per-group summary, Ripley's H.
 
 The only core module that draws with matplotlib (its Figure objects, never pyplot: safe beside a running viewer).
 Imports neither Qt nor napari; of napari_miro only colours and stats.
@@ -17,7 +17,15 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 from napari_miro.colours import label_colours
 from napari_miro.stats import SUMMARY_STATISTICS
 
-__all__ = ["demo_figure", "draw_group_histograms", "legend_above", "overlay_histograms", "summary_figure"]
+__all__ = [
+    "demo_figure",
+    "draw_group_histograms",
+    "draw_ripley",
+    "legend_above",
+    "overlay_histograms",
+    "ripley_figure",
+    "summary_figure",
+]
 
 
 def overlay_histograms(
@@ -118,3 +126,37 @@ def demo_figure(
         legend_above(axis, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
+
+
+def draw_ripley(axis, result, marks: dict[str, float] | None = None, colour: str = "tab:orange") -> None:
+    """Ripley's H(r) of a :class:`napari_miro.ripley.RipleyResult` with its CSR envelope (grey band) on an
+    axis; ``marks`` (label -> radius in nm, e.g. the model's delta and DBSCAN eps) as dashed vertical lines."""
+    if result.envelope_low is not None:
+        axis.fill_between(result.radii, result.envelope_low, result.envelope_high, color="grey", alpha=0.35,
+                          linewidth=0, label=f"random ({result.n_simulations} simulations)")  # fmt: skip
+    axis.plot(result.radii, result.h, color=colour, linewidth=1.5, label="H(r) = L(r) - r")
+    axis.axhline(0.0, color="grey", linewidth=0.8)
+    peak = result.peak_radius_nm
+    if np.isfinite(peak):
+        axis.axvline(peak, color=colour, linewidth=0.8, linestyle=":", label=f"peak {peak:.0f} nm")
+    for (label, radius), style in zip((marks or {}).items(), ("--", "-.", (0, (1, 3))), strict=False):
+        axis.axvline(radius, color="tab:blue", linewidth=0.9, linestyle=style, label=f"{label} {radius:.0f} nm")
+    axis.set_xlabel("r (nm)")
+    axis.set_ylabel("H(r) (nm)")
+    axis.xaxis.set_major_locator(MaxNLocator(nbins=5))
+
+
+def ripley_figure(results: list, path: Path, marks: dict[str, float] | None = None) -> Path:
+    """A PNG of :func:`draw_ripley`, one panel per (region, result) pair (no pyplot: safe beside a viewer)."""
+    columns = min(3, len(results))
+    rows = -(-len(results) // columns)
+    figure = Figure(figsize=(5 * columns, 3.6 * rows), tight_layout=True)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for axis, (region, result) in zip(axes, results, strict=False):
+        draw_ripley(axis, result, marks)
+        axis.legend(fontsize=7, frameon=False)
+        axis.set_title(f"{region.name}: {result.n_total:,} localizations ({result.correction} correction)", fontsize=9)
+    for axis in axes[len(results) :]:
+        axis.set_visible(False)
+    figure.savefig(path, dpi=100, format="png")
+    return path
