@@ -28,6 +28,7 @@ from napari_miro.batch import (
 )
 from napari_miro.cli import main
 from napari_miro.io import read_localizations, write_thunderstorm
+from napari_miro.regions import Region, write_regions
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,9 @@ def inputs(tmp_path) -> Path:
         field = simulate.rings(n_clusters=6, fov_nm=2500, seed=seed)
         write_thunderstorm(simulate.add_thunderstorm_columns(field, seed=seed), folder / "cell1.csv")
     write_thunderstorm(simulate.rings(n_clusters=4, fov_nm=2000, seed=5), root / "treated" / "cell2.csv")
+    # two cells drawn in control/cell1 (napari Shapes CSV beside the file): summarised one by one, not an input
+    write_regions([Region.rectangle(0, 0, 1200, 2500), Region.rectangle(1200, 0, 2500, 2500)],
+                  root / "control" / "cell1_rois.csv")  # fmt: skip
     (root / "treated" / "broken.csv").write_text('"frame","intensity [photon]"\n1,200\n')
     return root
 
@@ -84,6 +88,11 @@ def test_batch_matches_cluster_one_by_one_resumes_and_reports_bad_files(inputs, 
         batch_rows = result.statistics[result.statistics["file"] == str(path)].drop(columns=["file", "group"])
         assert len(batch_rows) == len(expected_statistics)
     assert len(result.statistics) == int(result.report["n_clusters"].sum())
+    # one summary row per ROI where the file has ROIs, one per file elsewhere; box plots per group drawn
+    regions = pd.read_csv(out / "batch_regions.csv")
+    assert sorted(regions["region"]) == ["cell1", "cell1_rois 0", "cell1_rois 1", "cell2"]
+    assert regions.groupby("group").size().to_dict() == {"control": 2, "treated": 2}
+    assert (regions["fraction_clustered"] > 0).all() and len(result.regions) == 4
 
     # a rerun skips the finished files and retries the failed one; --force redoes them
     written = {p: p.stat().st_mtime_ns for p in (out / "files").rglob("*_clustered.csv")}
@@ -91,6 +100,11 @@ def test_batch_matches_cluster_one_by_one_resumes_and_reports_bad_files(inputs, 
     assert sorted(again.report["status"]) == [FAILED, SKIPPED, SKIPPED, SKIPPED]
     assert written == {p: p.stat().st_mtime_ns for p in (out / "files").rglob("*_clustered.csv")}
     pd.testing.assert_frame_equal(again.statistics, result.statistics)
+    # changed ROIs make their file run again
+    write_regions([Region.rectangle(0, 0, 2500, 2500)], inputs / "control" / "cell1_rois.csv")
+    redrawn = run_batch([inputs], model_file, out, workers=1, group_by="folder", figure=False)
+    assert sorted(redrawn.report["status"]) == [DONE, FAILED, SKIPPED, SKIPPED]
+    assert sorted(redrawn.regions["region"]) == ["cell1", "cell1_rois 0", "cell2"]
     other = run_batch([inputs / "control"], model_file, out / "eps", ClusterParameters(eps_nm=25.0), workers=1)
     assert other.report["status"].tolist() == [DONE]
     forced = run_batch([inputs / "control"], model_file, out / "eps", ClusterParameters(eps_nm=25.0), workers=1,

@@ -281,3 +281,28 @@ def test_ripley_writes_a_table_and_a_figure_per_roi(tmp_path, rings_csv, trained
     empty = write_regions([Region.rectangle(-500, -500, -100, -100)], tmp_path / "empty.csv")
     assert main([*arguments, "--roi", str(empty)]) == 2
     assert "holds 0 localization" in capsys.readouterr().err
+
+
+def test_cluster_summarises_each_roi_and_can_cluster_inside_them_only(tmp_path, rings_csv, trained_rings, capsys):
+    from napari_miro.regions import Region, write_regions
+
+    trained, _ = trained_rings
+    model = trained.save(tmp_path / "m.safetensors")
+    out, summary = tmp_path / "o.csv", tmp_path / "summary.csv"
+    base = ["cluster", str(rings_csv), "--model", str(model), "--out", str(out), "--summary", str(summary), "--quiet"]
+    assert main(base) == 0
+    whole = pd.read_csv(summary)
+    assert len(whole) == 1 and whole.loc[0, "region"] == rings_csv.stem and whole.loc[0, "n_clusters"] > 0
+    n_all = len(read_localizations(out))
+    rois = write_regions(
+        [Region.rectangle(0, 0, 1500, 3000), Region.rectangle(9000, 9000, 9500, 9500)], tmp_path / "cells.csv"
+    )
+    assert main([*base, "--roi", str(rois)]) == 0
+    per_roi = pd.read_csv(summary)
+    assert per_roi["region"].tolist() == ["cells 0", "cells 1"] and per_roi.loc[1, "n_localizations"] == 0
+    assert "no localization inside the ROI(s) cells 1" in capsys.readouterr().err
+    assert main([*base, "--roi", str(rois), "--inside-roi"]) == 0
+    inside = read_localizations(out)
+    assert 0 < len(inside) < n_all and inside["x"].max() <= 1500
+    assert main([*base, "--inside-roi"]) == 2
+    assert "--inside-roi needs --roi" in capsys.readouterr().err

@@ -35,6 +35,7 @@ __all__ = [
     "cluster_file",
     "find_inputs",
     "group_of",
+    "roi_file",
     "run_batch",
     "run_fingerprint",
 ]
@@ -43,6 +44,9 @@ __all__ = [
 INPUT_SUFFIXES = (".csv", ".txt")
 #: Names of the batch-wide outputs inside the output folder.
 BATCH_STATISTICS = "batch_statistics.csv"
+BATCH_REGIONS = "batch_regions.csv"
+#: A file ending so beside an input holds its ROIs (a napari Shapes CSV): summarised one by one; not an input.
+ROI_SUFFIX = "_rois.csv"
 BATCH_REPORT = "batch_report.csv"
 BATCH_FIGURE = "batch_summary.png"
 #: Statuses of a file in the batch report.
@@ -82,18 +86,36 @@ def cluster_file(
     progress: Callable[[int, int], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     n_threads: int | None = None,
+    regions: list | None = None,
+    inside_regions: bool = False,
+    summary_path: str | Path | None = None,
 ) -> dict:
     """MIRO + DBSCAN (or HDBSCAN) on one localization file; writes the clustered table (ThunderSTORM CSV) and,
     when asked, the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, the
     method and its parameters).
     A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
-    ``on_warning``. ``n_threads``: CPU threads (None: the free cores). The input file is never modified."""
+    ``on_warning``. ``n_threads``: CPU threads (None: the free cores). ``regions``
+    (:class:`napari_miro.regions.Region`): summarised one row each into ``summary_path`` (default: the whole
+    field as one region); with ``inside_regions`` only the localizations inside them are clustered. The input
+    file is never modified."""
     from napari_miro.estimator import MIROClusterer
     from napari_miro.inference import bounded_note, scale_mismatch
+    from napari_miro.regions import Region
+    from napari_miro.summaries import empty_regions, region_summary
 
     if Path(table_path).resolve() == Path(input_path).resolve():
         raise ValueError(f"{Path(input_path).name}: the output would overwrite the input; choose another output.")
     df = read_localizations(input_path, parameters.pixel_size_nm, on_warning=on_warning)
+    if inside_regions:
+        if not regions:
+            raise ValueError("clustering inside regions needs regions (ROIs)")
+        xy = df[["x", "y"]].to_numpy()
+        inside = np.logical_or.reduce([region.contains(xy) for region in regions])
+        if not inside.any():
+            raise ValueError(f"{Path(input_path).name}: no localization lies inside the ROIs")
+        attrs = dict(df.attrs)
+        df = df[inside].reset_index(drop=True)
+        df.attrs = attrs
     mismatch = scale_mismatch(trained, df[["x", "y"]].to_numpy())
     if mismatch is not None and on_warning is not None:
         on_warning(mismatch)
@@ -115,6 +137,14 @@ def cluster_file(
     if statistics_path is not None:
         with atomic_path(statistics_path) as partial:
             statistics.to_csv(partial, index=False)
+    if summary_path is not None:
+        xy = df[["x", "y"]].to_numpy()
+        summarised = regions or [Region.bounding_box(xy, Path(input_path).stem)]
+        summary = region_summary(xy, result.labels, summarised, statistics)
+        if (empty := empty_regions(summary)) and on_warning is not None:
+            on_warning(f"no localization inside the ROI(s) {', '.join(empty)}")
+        with atomic_path(summary_path) as partial:
+            summary.to_csv(partial, index=False)
     return {
         "n_localizations": len(df),
         "n_dropped": int(df.attrs.get("n_dropped", 0)),
@@ -138,7 +168,8 @@ def find_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
+                             and not p.name.lower().endswith(ROI_SUFFIX))  # fmt: skip
             if not matches:
                 raise ValueError(f"{text}: the folder holds no .csv or .txt file.")
         elif path.is_file():
@@ -167,6 +198,7 @@ class OutputPaths:
 
     table: Path  #: the clustered table (every input column + cluster, x_collapsed, y_collapsed, ...)
     statistics: Path  #: per-cluster statistics
+    summary: Path  #: per-region summary (each ROI of the input's ROI file, else the whole field)
     record: Path  #: JSON: fingerprint, parameters, summary; written last, so it marks a finished file
 
     @classmethod
@@ -178,6 +210,7 @@ class OutputPaths:
         return cls(
             base.with_name(base.name + "_clustered.csv"),
             base.with_name(base.name + "_statistics.csv"),
+            base.with_name(base.name + "_summary.csv"),
             base.with_name(base.name + "_record.json"),
         )
 
@@ -226,13 +259,28 @@ def _model_from_bytes(model_bytes: bytes, fingerprint: str):
     return _MODEL_CACHE[key]
 
 
-def finished_record(paths: OutputPaths, fingerprint: str) -> dict | None:
-    """The record of a finished file for this fingerprint whose outputs still exist, else None."""
+def roi_file(input_path: str | Path) -> Path | None:
+    """The ROI file beside an input (``<name>_rois.csv``), when there is one."""
+    path = Path(input_path)
+    candidate = path.with_name(path.stem + ROI_SUFFIX)
+    return candidate if candidate.is_file() else None
+
+
+def roi_digest(input_path: str | Path) -> str:
+    """A hash of the input's ROI file ('' without one): changed ROIs make the file run again."""
+    path = roi_file(input_path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else ""
+
+
+def finished_record(paths: OutputPaths, fingerprint: str, rois: str = "") -> dict | None:
+    """The record of a finished file for this fingerprint (and ROI file) whose outputs still exist, else None."""
     try:
         record = json.loads(paths.record.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("fingerprint") != fingerprint or not (paths.table.is_file() and paths.statistics.is_file()):
+    if record.get("fingerprint") != fingerprint or record.get("rois", "") != rois:
+        return None
+    if not (paths.table.is_file() and paths.statistics.is_file() and paths.summary.is_file()):
         return None
     return record
 
@@ -250,18 +298,21 @@ def process_file(
     message, so that one bad file does not stop the batch."""
     start = time.perf_counter()
     outcome = {"file": input_path, "status": FAILED, "error": "", "seconds": 0.0}
-    if not force and (record := finished_record(paths, fingerprint)) is not None:
+    rois = roi_digest(input_path)
+    if not force and (record := finished_record(paths, fingerprint, rois)) is not None:
         return {**outcome, **record["summary"], "status": SKIPPED}
     warnings: list[str] = []
     try:
         from napari_miro.devices import DeviceOutOfMemory
         from napari_miro.model_file import ModelFileError
+        from napari_miro.regions import read_regions
 
         trained = _model_from_bytes(model_bytes, fingerprint)
         paths.table.parent.mkdir(parents=True, exist_ok=True)
         paths.record.unlink(missing_ok=True)  # a file being redone is not finished until its record is back
         # write beside the final names, then rename: an interrupted batch never leaves half a table behind
         partial = OutputPaths(*(p.with_name(p.name + ".partial") for p in asdict(paths).values()))
+        rois_path = roi_file(input_path)
         summary = cluster_file(
             input_path,
             trained,
@@ -270,11 +321,15 @@ def process_file(
             partial.statistics,
             on_warning=warnings.append,
             n_threads=threads_per_task,
+            regions=read_regions(rois_path) if rois_path is not None else None,
+            summary_path=partial.summary,
         )
         os.replace(partial.table, paths.table)
         os.replace(partial.statistics, paths.statistics)
+        os.replace(partial.summary, paths.summary)
         record = {
             "fingerprint": fingerprint,
+            "rois": rois,
             "input": input_path,
             "parameters": asdict(parameters),
             "napari_miro": __version__,
@@ -302,6 +357,7 @@ class BatchResult:
     report: pd.DataFrame  #: file, group, status, error, seconds, n_localizations, n_clusters, ...
     statistics: pd.DataFrame  #: every cluster of every finished file, with file and group columns
     seconds: float
+    regions: pd.DataFrame = field(default_factory=pd.DataFrame)  #: one row per ROI (or file), file and group
     dashboard: str | None = None
     figure: Path | None = None
     workers: int = 0
@@ -450,8 +506,8 @@ def run_batch(
 
 
 def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, figure: bool = True) -> BatchResult:
-    """The batch report and the batch statistics table (+ summary figure) from the files' outcomes."""
-    rows, tables = [], []
+    """The batch report, the batch statistics and region tables (+ summary figure) from the files' outcomes."""
+    rows, tables, region_tables = [], [], []
     for path, paths, group in planned:
         outcome = outcomes.get(str(path), {"status": NOT_RUN, "error": "stopped before this file ran"})
         rows.append(
@@ -474,15 +530,21 @@ def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, 
         if outcome["status"] in (DONE, SKIPPED):
             table = pd.read_csv(paths.statistics, keep_default_na=False, na_values=[""])
             tables.append(table.assign(file=str(path), group=group))
+            region_tables.append(pd.read_csv(paths.summary).assign(file=str(path), group=group))
     report = pd.DataFrame(rows)
-    statistics = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["file", "group"])
     front = ["file", "group"]
-    statistics = statistics[front + [c for c in statistics.columns if c not in front]]
+
+    def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=front)
+        return table[front + [c for c in table.columns if c not in front]]
+
+    statistics, regions = joined(tables), joined(region_tables)
     report.to_csv(out_dir / BATCH_REPORT, index=False)
     statistics.to_csv(out_dir / BATCH_STATISTICS, index=False)
-    result = BatchResult(out_dir, report, statistics, seconds)
+    regions.to_csv(out_dir / BATCH_REGIONS, index=False)
+    result = BatchResult(out_dir, report, statistics, seconds, regions=regions)
     if figure and len(statistics):
-        result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE)
+        result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE, regions)
     return result
 
 

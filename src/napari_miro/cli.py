@@ -318,9 +318,16 @@ def _cluster(args: argparse.Namespace) -> int:
 
     from napari_miro.batch import cluster_file
 
+    from napari_miro.regions import read_regions
+
     check_output(args.out, what="clustered table")  # before the clustering, not after
     if args.stats:
         check_output(args.stats, what="statistics table")
+    if args.summary:
+        check_output(args.summary, what="summary table")
+    if args.inside_roi and not args.roi:
+        raise UsageError("--inside-roi needs --roi (the ROIs to cluster inside)")
+    regions = read_regions(args.roi) if args.roi else None
     trained = _load_model(args.model)
     bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, disable=args.quiet, mininterval=1.0)
 
@@ -339,6 +346,9 @@ def _cluster(args: argparse.Namespace) -> int:
             progress,
             on_warning=lambda message: print(f"warning: {message}", file=sys.stderr),
             n_threads=args.threads,
+            regions=regions,
+            inside_regions=args.inside_roi,
+            summary_path=args.summary,
         )
     finally:
         bar.close()
@@ -632,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads_argument(cluster)
     cluster.add_argument("--out", required=True, help="clustered table to write (CSV)")
     cluster.add_argument("--stats", default=None, help="per-cluster statistics to write (CSV)")
+    cluster.add_argument(
+        "--summary", default=None, help="per-ROI summary to write (CSV; the whole field as one region without --roi)"
+    )
+    cluster.add_argument("--roi", default=None, help="ROIs (cells, areas): a napari Shapes CSV, summarised one by one")
+    cluster.add_argument("--inside-roi", action="store_true", help="cluster only the localizations inside the ROIs")
     cluster.add_argument("--quiet", action="store_true", help="no progress bar")
     cluster.set_defaults(run=_cluster)
 

@@ -1,7 +1,7 @@
 """Figures: histograms of cluster statistics, the demo's overview, the batch's per-group summary, Ripley's H.
 
 The only core module that draws with matplotlib (its Figure objects, never pyplot: safe beside a running viewer).
-Imports neither Qt nor napari; of napari_miro only colours and stats.
+Imports neither Qt nor napari; of napari_miro only colours, stats and summaries.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from napari_miro.colours import label_colours
 from napari_miro.stats import SUMMARY_STATISTICS
+from napari_miro.summaries import REGION_SUMMARY_LABELS
 
 __all__ = [
     "demo_figure",
+    "draw_group_boxes",
     "draw_group_histograms",
     "draw_ripley",
     "legend_above",
@@ -67,14 +69,36 @@ def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
         legend_above(axis, fontsize=7)
 
 
-def summary_figure(statistics: pd.DataFrame, path: Path) -> Path:
-    """A PNG of the per-group histograms of the batch's clusters (no pyplot: safe beside a running viewer)."""
-    figure = Figure(figsize=(5 * len(SUMMARY_STATISTICS), 4), tight_layout=True)
-    axes = figure.subplots(1, len(SUMMARY_STATISTICS))
-    draw_group_histograms(axes, statistics)
+def summary_figure(statistics: pd.DataFrame, path: Path, regions: pd.DataFrame | None = None) -> Path:
+    """A PNG of the per-group histograms of the batch's clusters and, with ``regions`` (one row per ROI or file),
+    box plots per group of the region summaries (no pyplot: safe beside a running viewer)."""
+    rows = 2 if regions is not None and len(regions) else 1
+    columns = max(len(SUMMARY_STATISTICS), len(REGION_SUMMARY_LABELS) if rows == 2 else 0)
+    figure = Figure(figsize=(5 * columns, 4 * rows), tight_layout=True)
+    axes = np.atleast_2d(figure.subplots(rows, columns))
+    draw_group_histograms(axes[0][: len(SUMMARY_STATISTICS)], statistics)
+    for axis in axes[0][len(SUMMARY_STATISTICS) :]:
+        axis.set_visible(False)
+    if rows == 2:
+        draw_group_boxes(axes[1], regions)
     figure.suptitle(f"{len(statistics)} clusters from {statistics['file'].nunique()} file(s)")
     figure.savefig(path, dpi=90)
     return path
+
+
+def draw_group_boxes(axes, regions: pd.DataFrame) -> None:
+    """Box plots per group of the region summaries (REGION_SUMMARY_LABELS), one axis each; each ROI (or file
+    without ROIs) is one observation, drawn as a point over its group's box."""
+    groups = sorted(regions["group"].astype(str).unique())
+    for axis, (column, label) in zip(axes, REGION_SUMMARY_LABELS, strict=False):
+        values = [regions.loc[regions["group"].astype(str) == g, column].dropna().to_numpy(float) for g in groups]
+        axis.boxplot(values, showfliers=False)
+        axis.set_xticks(range(1, len(groups) + 1), groups)
+        for position, group_values in enumerate(values, start=1):
+            jitter = np.linspace(-0.12, 0.12, len(group_values)) if len(group_values) > 1 else np.zeros(1)
+            axis.scatter(position + jitter[: len(group_values)], group_values, s=10, color="tab:orange", zorder=3)
+        axis.set_ylabel(label)
+        axis.tick_params(axis="x", labelrotation=20)
 
 
 def demo_figure(
