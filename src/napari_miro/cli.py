@@ -317,7 +317,6 @@ def _cluster(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_miro.batch import cluster_file
-
     from napari_miro.regions import read_regions
 
     check_output(args.out, what="clustered table")  # before the clustering, not after

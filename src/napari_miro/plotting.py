@@ -152,13 +152,15 @@ def demo_figure(
     figure.savefig(path, dpi=90)
 
 
-def draw_ripley(axis, result, marks: dict[str, float] | None = None, colour: str = "tab:orange") -> None:
+def draw_ripley(
+    axis, result, marks: dict[str, float] | None = None, colour: str = "tab:orange", label: str = "H(r) = L(r) - r"
+) -> None:
     """Ripley's H(r) of a :class:`napari_miro.ripley.RipleyResult` with its CSR envelope (grey band) on an
     axis; ``marks`` (label -> radius in nm, e.g. the model's delta and DBSCAN eps) as dashed vertical lines."""
     if result.envelope_low is not None:
         axis.fill_between(result.radii, result.envelope_low, result.envelope_high, color="grey", alpha=0.35,
                           linewidth=0, label=f"random ({result.n_simulations} simulations)")  # fmt: skip
-    axis.plot(result.radii, result.h, color=colour, linewidth=1.5, label="H(r) = L(r) - r")
+    axis.plot(result.radii, result.h, color=colour, linewidth=1.5, label=label)
     axis.axhline(0.0, color="grey", linewidth=0.8)
     peak = result.peak_radius_nm
     if np.isfinite(peak):

@@ -181,6 +181,15 @@ def test_whole_workflow(qtbot, rings_viewer, tiny_presets, messages, tmp_path, m
     hdbscan_table = pd.read_csv(statistics.export(str(tmp_path / "hdbscan.csv")))
     assert set(hdbscan_table["method"]) == {"MIRO + HDBSCAN", "HDBSCAN"}
 
+    # clustering only inside a drawn ROI: the result layers hold that ROI's localizations only
+    rings_viewer.add_shapes([np.array([[0, 0], [0, 1600], [3200, 1600], [3200, 0]], dtype=float)],
+                            shape_type="rectangle", name="left half")  # fmt: skip
+    cluster.inside.setCurrentText("left half")
+    cluster.run()
+    qtbot.waitUntil(lambda: cluster.worker is None, timeout=60_000)
+    inside = rings_viewer.layers["rings clusters"]
+    assert 0 < len(inside.data) < len(source.data) and inside.data[:, 1].max() <= 1600
+
     # save and load the model through the widget
     path = trainer.save_model(str(tmp_path / "model.safetensors"))
     del source.metadata[MODEL_KEY]

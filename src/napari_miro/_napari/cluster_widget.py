@@ -21,6 +21,7 @@ from napari_miro.colours import label_colours
 
 from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
 from .layers import LOCALIZATION_COLOR
+from .rois import RoiChooser, shapes_to_regions
 from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
 
 UNCLUSTERED_GREY = "#6e6e6e"
@@ -124,6 +125,8 @@ class ClusterWidget(QWidget):
         )
         self.min_cluster_size = QSpinBox()
         self.min_cluster_size.setRange(2, 1_000_000)
+        self.inside = RoiChooser(napari_viewer)
+        self.inside.setToolTip("cluster only the localizations inside the ROIs of this Shapes layer")
         self.compare = QCheckBox()
         self.compare.setChecked(True)
         self.run_button = QPushButton()
@@ -138,6 +141,7 @@ class ClusterWidget(QWidget):
         form.addRow("DBSCAN eps", self.eps)
         form.addRow("DBSCAN min_samples", self.min_samples)
         form.addRow("HDBSCAN min cluster size", self.min_cluster_size)
+        form.addRow("cluster inside", self.inside)
         self.form = form
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -206,6 +210,14 @@ class ClusterWidget(QWidget):
             notify_error(mismatch)
             return None
         table = layer_table(layer)
+        if (roi_layer := self.inside.layer()) is not None:
+            regions, _ = shapes_to_regions(roi_layer)
+            xy = table[["x", "y"]].to_numpy()
+            inside = np.logical_or.reduce([region.contains(xy) for region in regions]) if regions else None
+            if inside is None or inside.sum() < 3:
+                notify_error(f"The ROIs of '{roi_layer.name}' hold fewer than 3 localizations of '{layer.name}'.")
+                return None
+            table = table[inside].reset_index(drop=True)
         eps, samples, compare = float(self.eps.value()), int(self.min_samples.value()), self.compare.isChecked()
         method, size, name = self.method.currentData(), int(self.min_cluster_size.value()), self.method_name
         self.run_button.setEnabled(False)

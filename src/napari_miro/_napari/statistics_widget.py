@@ -58,7 +58,7 @@ class StatisticsWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addLayout(choosers)
-        layout.addWidget(in_scroll_area(self.canvas, 150))
+        layout.addWidget(in_scroll_area(self.canvas, 120))
         layout.addLayout(buttons)
         self.export_button.clicked.connect(lambda: self.export())
         self.save_button.clicked.connect(lambda: self.save_results())
