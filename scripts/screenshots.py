@@ -5,7 +5,8 @@ libxcb-cursor0), e.g.
 
     xvfb-run -a -s "-screen 0 1800x1100x24" python scripts/screenshots.py --out docs/images --minutes 1.5
 
-Writes 1_opened.png, 2_annotated.png, 3_trained.png, 4_clustered.png, 5_statistics.png and 6_batch.png.
+Writes 1_opened.png, 2_annotated.png, 3_trained.png, 4_clustered.png, 5_statistics.png, 6_rois.png,
+7_ripley.png and 8_batch.png.
 """
 
 from __future__ import annotations
@@ -94,6 +95,28 @@ def main() -> None:
     statistics.show_run(statistics.run)
     shot("5_statistics.png")
 
+    # two areas of interest drawn on the field: a summary per ROI, and Ripley's H of each
+    from napari_miro._napari.regions_widget import RegionsWidget
+    from napari_miro._napari.ripley_widget import RipleyWidget
+
+    (y0, x0), (y1, x1) = np.asarray(layer.data).min(0), np.asarray(layer.data).max(0)
+    middle = (x0 + x1) / 2
+    rois = RegionsWidget(viewer)
+    viewer.window.add_dock_widget(rois, name="7. ROI summary", area="right", tabify=True)
+    roi_layer = rois.draw()
+    roi_layer.add_rectangles([[[y0, x0], [y1, middle - 50]], [[y0, middle + 50], [y1, x1]]])
+    roi_layer.mode = "pan_zoom"
+    rois.roi_choice.setCurrentText(roi_layer.name)
+    rois.summarise()
+    shot("6_rois.png")
+    ripley_widget = RipleyWidget(viewer)
+    viewer.window.add_dock_widget(ripley_widget, name="8. Ripley's functions", area="right", tabify=True)
+    ripley_widget.layer_choice.setCurrentText(layer.name)
+    ripley_widget.roi_choice.setCurrentText(roi_layer.name)
+    ripley_widget.compute()
+    _wait(app, lambda: ripley_widget.worker is None, 120)
+    shot("7_ripley.png")
+
     # a batch of simulated cells in two conditions, clustered with the model trained above
     import tempfile
 
@@ -113,7 +136,7 @@ def main() -> None:
     batch.workers.setValue(2)
     batch.start()
     _wait(app, lambda: batch.worker is None, 300)
-    shot("6_batch.png")
+    shot("8_batch.png")
     viewer.close()
 
 

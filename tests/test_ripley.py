@@ -75,3 +75,12 @@ def test_thinning_leaves_k_alone_and_bad_input_is_refused():
         ripley(points, radii=np.array([0.0, 10.0]))
     with pytest.raises(ValueError, match="edge correction"):
         ripley(points, correction="periodic")
+
+
+def test_the_peak_is_described_in_words():
+    clustered = ripley(_clustered(5, 20.0), region=FIELD)
+    assert clustered.describe() == f"H peaks at {clustered.peak_radius_nm:.0f} nm"
+    short = ripley(_clustered(5, 60.0), radii=np.linspace(5, 40, 8), region=FIELD)
+    assert short.describe().startswith("H still rises at the largest radius (40 nm)")
+    csr = ripley(_csr(2000, 11), region=FIELD, radii=np.linspace(20, 300, 8))
+    assert csr.describe() == "no clustering above the random envelope"

@@ -382,9 +382,7 @@ def _ripley(args: argparse.Namespace) -> int:
         results.append((region, result))
         tables.append(result.to_frame().assign(region=region.name, n_localizations=result.n_total,
                                                area_um2=region.area / 1e6))  # fmt: skip
-        peak = result.peak_radius_nm
-        scale = f"H peaks at {peak:.0f} nm" if np.isfinite(peak) else "no clustering above the random envelope"
-        print(f"{region.name}: {result.n_total:,} localizations, {region.area / 1e6:.3g} um^2, {scale}")
+        print(f"{region.name}: {result.n_total:,} localizations, {region.area / 1e6:.3g} um^2, {result.describe()}")
     table = pd.concat(tables, ignore_index=True)
     table.insert(0, "region", table.pop("region"))
     with atomic_path(args.out) as partial:

@@ -69,6 +69,15 @@ class RipleyResult:
             return float("nan")
         return float(self.radii[np.argmax(np.where(above, self.h, -np.inf))])
 
+    def describe(self) -> str:
+        """Where H peaks, in words (a peak at the largest radius means clustering at larger scales too)."""
+        peak = self.peak_radius_nm
+        if not np.isfinite(peak):
+            return "no clustering above the random envelope"
+        if peak >= self.radii[-1]:
+            return f"H still rises at the largest radius ({peak:.0f} nm): clustering at larger scales too"
+        return f"H peaks at {peak:.0f} nm"
+
     def to_frame(self) -> pd.DataFrame:
         """One row per radius: radius_nm, K_nm2, L_nm, H_nm and, with simulations, the CSR envelope of H."""
         table = pd.DataFrame({"radius_nm": self.radii, "K_nm2": self.k, "L_nm": self.l, "H_nm": self.h})

@@ -56,6 +56,7 @@ def test_batch_widget_runs_the_viewers_model_over_a_folder(qtbot, make_napari_vi
     assert set(statistics["group"]) == {"control", "treated"}
     assert widget.table.rowCount() == 2 and widget.table.item(0, 0).text() == "control"
     assert any(axis.patches for axis in widget.axes)
+    assert widget.axes[3].lines  # box plots per group of the fraction clustered per file
     assert messages["info"] and "Batch finished" in messages["info"][-1]
     assert layer.data.shape == (3, 2)  # the viewer's layers are untouched
     widget.eps.setValue(30.0)

@@ -93,7 +93,7 @@ class BatchWidget(QWidget):
         self.progress_bar = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, 3, 1, height=6.5)
+        self.canvas, self.figure, self.axes = themed_canvas(napari_viewer, 4, 1, height=8.5)
         self.canvas.setMinimumHeight(380)
         self.table = QTableWidget()
         self.table.setMinimumHeight(110)
@@ -288,7 +288,7 @@ class BatchWidget(QWidget):
     def _on_result(self, result) -> None:
         self.result = result
         self.status.setText(f"{result.summary()}. Results in {result.out_dir}.")
-        self.show_statistics(result.statistics)
+        self.show_statistics(result.statistics, result.regions)
         if result.n_failed:
             notify_error(f"{result.n_failed} file(s) failed; their errors are in {result.out_dir / BATCH_REPORT}.")
         else:
@@ -302,18 +302,22 @@ class BatchWidget(QWidget):
             self._progress = None
 
     # results ---------------------------------------------------------------------------------------------
-    def show_statistics(self, statistics) -> None:
-        """Per-group histograms and a table of per-group medians."""
-        from napari_miro.plotting import draw_group_histograms
+    def show_statistics(self, statistics, regions=None) -> None:
+        """Per-group histograms, a box plot per group of the fraction clustered per ROI (or file), and a table of
+        per-group medians."""
+        from napari_miro.plotting import draw_group_boxes, draw_group_histograms
 
         for axis in self.axes:
             axis.clear()
         if len(statistics):
-            draw_group_histograms(self.axes, statistics)
-            for axis in self.axes:
+            draw_group_histograms(self.axes[:3], statistics)
+            for axis in self.axes[:3]:
                 axis.set_ylabel("fraction", fontsize=7)
                 if axis.get_legend() is not None:
                     axis.get_legend().get_frame().set_alpha(0.5)
+        if regions is not None and len(regions):
+            draw_group_boxes(self.axes[3:], regions)
+            self.axes[3].yaxis.label.set_fontsize(7)
         apply_theme(self.viewer, self.figure, self.axes)
         self.canvas.draw_idle()
         summary = group_summary(statistics)

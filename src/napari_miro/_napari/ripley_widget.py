@@ -151,11 +151,7 @@ class RipleyWidget(QWidget):
         apply_theme(self.viewer, self.figure, self.axes)
         self.canvas.draw_idle()
         self.export_button.setEnabled(True)
-        peaks = [
-            f"{region.name}: H peaks at {result.peak_radius_nm:.0f} nm" if np.isfinite(result.peak_radius_nm)
-            else f"{region.name}: no clustering above the random envelope"
-            for region, result in results
-        ]  # fmt: skip
+        peaks = [f"{region.name}: {result.describe()}" for region, result in results]
         self.status.setText("; ".join(peaks))
 
     def export(self, path: str | None = None) -> str | None:
