@@ -271,7 +271,7 @@ def test_ripley_writes_a_table_and_a_figure_per_roi(tmp_path, rings_csv, trained
     table = pd.read_csv(out)
     assert {"region", "radius_nm", "K_nm2", "L_nm", "H_nm", "H_csr_low_nm", "H_csr_high_nm"} <= set(table)
     assert table["H_nm"].max() > table["H_csr_high_nm"].max()  # rings: clustered
-    assert png.stat().st_size > 10_000 and "H peaks at" in capsys.readouterr().out
+    assert png.stat().st_size > 10_000 and "rings: 457 localizations, 3.56 um^2, H " in capsys.readouterr().out
     rois = write_regions(
         [Region.rectangle(0, 0, 1500, 1500), Region.rectangle(1500, 0, 3000, 3000)], tmp_path / "r.csv"
     )

@@ -20,11 +20,14 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     table = simulate.rings(n_clusters=8, fov_nm=3000, seed=5)
     write_thunderstorm(table, tmp_path / "cell.csv")
     monkeypatch.chdir(tmp_path)
-    namespace = {"marked": np.flatnonzero(table["cluster"].to_numpy() == 1)}
+    cell = np.array([[0.0, 0.0], [1500.0, 0.0], [1500.0, 3000.0], [0.0, 3000.0]])  # the left half
+    namespace = {"marked": np.flatnonzero(table["cluster"].to_numpy() == 1), "polygon_xy": cell}
     exec(compile(block, "README.md", "exec"), namespace)
     labels = namespace["labels"]
     assert len(labels) == len(table) and labels.max() >= 4  # most of the 8 rings found
     assert (tmp_path / "model.safetensors").is_file()
+    summary = namespace["summary"]
+    assert summary["region"].tolist() == ["cell 1"] and 0 < summary.loc[0, "n_localizations"] < len(table)
 
 
 def test_parameters_are_stored_as_given_and_the_recipe_follows_them(small_settings):

@@ -35,6 +35,12 @@ _PUBLIC = {
     "write_thunderstorm": "io",
     "cluster_statistics": "stats",
     "base_model_names": "base_models",
+    "Region": "regions",
+    "read_regions": "regions",
+    "write_regions": "regions",
+    "region_summary": "summaries",
+    "ripley": "ripley_functions",
+    "RipleyResult": "ripley_functions",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

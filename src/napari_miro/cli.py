@@ -361,7 +361,7 @@ def _cluster(args: argparse.Namespace) -> int:
 def _ripley(args: argparse.Namespace) -> int:
     from napari_miro.plotting import ripley_figure
     from napari_miro.regions import Region, read_regions
-    from napari_miro.ripley import ripley
+    from napari_miro.ripley_functions import ripley
 
     check_output(args.out, ".csv", "Ripley table")
     if args.png:

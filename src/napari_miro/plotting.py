@@ -155,7 +155,7 @@ def demo_figure(
 def draw_ripley(
     axis, result, marks: dict[str, float] | None = None, colour: str = "tab:orange", label: str = "H(r) = L(r) - r"
 ) -> None:
-    """Ripley's H(r) of a :class:`napari_miro.ripley.RipleyResult` with its CSR envelope (grey band) on an
+    """Ripley's H(r) of a :class:`napari_miro.ripley_functions.RipleyResult` with its CSR envelope (grey band) on an
     axis; ``marks`` (label -> radius in nm, e.g. the model's delta and DBSCAN eps) as dashed vertical lines."""
     if result.envelope_low is not None:
         axis.fill_between(result.radii, result.envelope_low, result.envelope_high, color="grey", alpha=0.35,

@@ -40,7 +40,7 @@ ROI_COLOURS = ["#ff9d2e", "#3cc47c", "#4aa3ff", "#e377c2", "#bcbd22", "#17becf"]
 def _ripley_job(xy, regions, max_radius, simulations, seed=0):
     """Worker body (no Qt, no napari): Ripley's functions of each region (None: the whole field)."""
     from napari_miro.regions import Region
-    from napari_miro.ripley import ripley
+    from napari_miro.ripley_functions import ripley
 
     regions = regions or [Region.bounding_box(xy, "whole field")]
     radii = np.linspace(0.0, max_radius, 51)[1:] if max_radius > 0 else None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_miro.regions import Region
-from napari_miro.ripley import default_radii, ripley, ripley_k
+from napari_miro.ripley_functions import default_radii, ripley, ripley_k
 
 FIELD = Region.rectangle(0.0, 0.0, 4000.0, 3000.0)
 
