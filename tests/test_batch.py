@@ -110,10 +110,16 @@ def test_batch_matches_cluster_one_by_one_resumes_and_reports_bad_files(inputs, 
     forced = run_batch([inputs / "control"], model_file, out / "eps", ClusterParameters(eps_nm=25.0), workers=1,
                        force=True)  # fmt: skip
     assert forced.report["status"].tolist() == [DONE]
-    hdbscan = run_batch([inputs / "control"], model_file, out / "hdbscan", ClusterParameters(method="hdbscan"),
-                        workers=1)  # fmt: skip
+    hdbscan = run_batch([inputs / "control"], model_file, out / "hdbscan",
+                        ClusterParameters(method="hdbscan", ripley=True), workers=1)  # fmt: skip
     row = hdbscan.report.iloc[0]
     assert row["status"] == DONE and row["method"] == "hdbscan" and row["min_cluster_size"] >= 2
+    # Ripley's functions per ROI of the file, gathered over the batch and drawn per group
+    ripley = pd.read_csv(out / "hdbscan" / "batch_ripley.csv")
+    assert ripley["region"].unique().tolist() == ["cell1_rois 0"]  # the ROI file as redrawn above
+    assert {"file", "group", "radius_nm", "H_nm", "H_csr_high_nm"} <= set(ripley.columns)
+    assert (ripley.groupby("region")["H_nm"].max() > ripley.groupby("region")["H_csr_high_nm"].max()).all()
+    assert hdbscan.figure is not None and hdbscan.figure.stat().st_size > 10_000
 
 
 def test_batch_stop_leaves_files_not_run(inputs, model_file, tmp_path):

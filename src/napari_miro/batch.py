@@ -45,6 +45,7 @@ INPUT_SUFFIXES = (".csv", ".txt")
 #: Names of the batch-wide outputs inside the output folder.
 BATCH_STATISTICS = "batch_statistics.csv"
 BATCH_REGIONS = "batch_regions.csv"
+BATCH_RIPLEY = "batch_ripley.csv"
 #: A file ending so beside an input holds its ROIs (a napari Shapes CSV): summarised one by one; not an input.
 ROI_SUFFIX = "_rois.csv"
 BATCH_REPORT = "batch_report.csv"
@@ -66,6 +67,7 @@ class ClusterParameters:
     passes: int | None = None  #: applications of the network (None: the model's, which eps was tuned for)
     method: str = "dbscan"  #: what clusters the collapsed points: "dbscan" or "hdbscan"
     min_cluster_size: int | None = None  #: HDBSCAN's (None: the model's tuned one)
+    ripley: bool = False  #: also Ripley's functions of each region (``<name>_ripley.csv``)
 
 
 def run_fingerprint(model_bytes: bytes, parameters: ClusterParameters) -> str:
@@ -89,6 +91,7 @@ def cluster_file(
     regions: list | None = None,
     inside_regions: bool = False,
     summary_path: str | Path | None = None,
+    ripley_path: str | Path | None = None,
 ) -> dict:
     """MIRO + DBSCAN (or HDBSCAN) on one localization file; writes the clustered table (ThunderSTORM CSV) and,
     when asked, the per-cluster statistics. Returns a summary (localizations, clusters, fraction clustered, the
@@ -96,8 +99,8 @@ def cluster_file(
     A table at another scale than the model (:func:`napari_miro.inference.scale_mismatch`) is reported through
     ``on_warning``. ``n_threads``: CPU threads (None: the free cores). ``regions``
     (:class:`napari_miro.regions.Region`): summarised one row each into ``summary_path`` (default: the whole
-    field as one region); with ``inside_regions`` only the localizations inside them are clustered. The input
-    file is never modified."""
+    field as one region), and their Ripley's functions into ``ripley_path``; with ``inside_regions`` only the
+    localizations inside them are clustered. The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
     from napari_miro.inference import bounded_note, scale_mismatch
     from napari_miro.regions import Region
@@ -137,14 +140,27 @@ def cluster_file(
     if statistics_path is not None:
         with atomic_path(statistics_path) as partial:
             statistics.to_csv(partial, index=False)
+    xy = df[["x", "y"]].to_numpy()
+    summarised = regions or [Region.bounding_box(xy, Path(input_path).stem)]
     if summary_path is not None:
-        xy = df[["x", "y"]].to_numpy()
-        summarised = regions or [Region.bounding_box(xy, Path(input_path).stem)]
         summary = region_summary(xy, result.labels, summarised, statistics)
         if (empty := empty_regions(summary)) and on_warning is not None:
             on_warning(f"no localization inside the ROI(s) {', '.join(empty)}")
         with atomic_path(summary_path) as partial:
             summary.to_csv(partial, index=False)
+    if ripley_path is not None:
+        from napari_miro.ripley_functions import ripley
+
+        tables = [
+            ripley(xy, region=region).to_frame().assign(region=region.name)
+            for region in summarised
+            if region.contains(xy).sum() >= 2
+        ]
+        columns = ["radius_nm", "K_nm2", "L_nm", "H_nm", "H_csr_low_nm", "H_csr_high_nm", "region"]
+        with atomic_path(ripley_path) as partial:
+            (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)).to_csv(
+                partial, index=False
+            )
     return {
         "n_localizations": len(df),
         "n_dropped": int(df.attrs.get("n_dropped", 0)),
@@ -199,6 +215,7 @@ class OutputPaths:
     table: Path  #: the clustered table (every input column + cluster, x_collapsed, y_collapsed, ...)
     statistics: Path  #: per-cluster statistics
     summary: Path  #: per-region summary (each ROI of the input's ROI file, else the whole field)
+    ripley: Path  #: Ripley's functions per region (when asked for)
     record: Path  #: JSON: fingerprint, parameters, summary; written last, so it marks a finished file
 
     @classmethod
@@ -211,6 +228,7 @@ class OutputPaths:
             base.with_name(base.name + "_clustered.csv"),
             base.with_name(base.name + "_statistics.csv"),
             base.with_name(base.name + "_summary.csv"),
+            base.with_name(base.name + "_ripley.csv"),
             base.with_name(base.name + "_record.json"),
         )
 
@@ -323,10 +341,13 @@ def process_file(
             n_threads=threads_per_task,
             regions=read_regions(rois_path) if rois_path is not None else None,
             summary_path=partial.summary,
+            ripley_path=partial.ripley if parameters.ripley else None,
         )
         os.replace(partial.table, paths.table)
         os.replace(partial.statistics, paths.statistics)
         os.replace(partial.summary, paths.summary)
+        if parameters.ripley:
+            os.replace(partial.ripley, paths.ripley)
         record = {
             "fingerprint": fingerprint,
             "rois": rois,
@@ -358,6 +379,7 @@ class BatchResult:
     statistics: pd.DataFrame  #: every cluster of every finished file, with file and group columns
     seconds: float
     regions: pd.DataFrame = field(default_factory=pd.DataFrame)  #: one row per ROI (or file), file and group
+    ripley: pd.DataFrame | None = None  #: Ripley's functions per radius and region, when asked for
     dashboard: str | None = None
     figure: Path | None = None
     workers: int = 0
@@ -507,7 +529,7 @@ def run_batch(
 
 def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, figure: bool = True) -> BatchResult:
     """The batch report, the batch statistics and region tables (+ summary figure) from the files' outcomes."""
-    rows, tables, region_tables = [], [], []
+    rows, tables, region_tables, ripley_tables = [], [], [], []
     for path, paths, group in planned:
         outcome = outcomes.get(str(path), {"status": NOT_RUN, "error": "stopped before this file ran"})
         rows.append(
@@ -531,6 +553,8 @@ def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, 
             table = pd.read_csv(paths.statistics, keep_default_na=False, na_values=[""])
             tables.append(table.assign(file=str(path), group=group))
             region_tables.append(pd.read_csv(paths.summary).assign(file=str(path), group=group))
+            if paths.ripley.is_file():
+                ripley_tables.append(pd.read_csv(paths.ripley).assign(file=str(path), group=group))
     report = pd.DataFrame(rows)
     front = ["file", "group"]
 
@@ -539,12 +563,15 @@ def assemble(planned, outcomes: dict[str, dict], out_dir: Path, seconds: float, 
         return table[front + [c for c in table.columns if c not in front]]
 
     statistics, regions = joined(tables), joined(region_tables)
+    ripley = joined(ripley_tables) if ripley_tables else None
     report.to_csv(out_dir / BATCH_REPORT, index=False)
     statistics.to_csv(out_dir / BATCH_STATISTICS, index=False)
     regions.to_csv(out_dir / BATCH_REGIONS, index=False)
-    result = BatchResult(out_dir, report, statistics, seconds, regions=regions)
+    if ripley is not None:
+        ripley.to_csv(out_dir / BATCH_RIPLEY, index=False)
+    result = BatchResult(out_dir, report, statistics, seconds, regions=regions, ripley=ripley)
     if figure and len(statistics):
-        result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE, regions)
+        result.figure = summary_figure(statistics, out_dir / BATCH_FIGURE, regions, ripley)
     return result
 
 

@@ -301,6 +301,7 @@ def _cluster_parameters(args: argparse.Namespace):
         args.passes,
         args.method,
         args.min_cluster_size,
+        getattr(args, "ripley", False),  # batch only
     )
 
 
@@ -667,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(the first group, or the whole match)",
     )
     batch.add_argument("--force", action="store_true", help="redo files whose results exist for this model")
+    batch.add_argument(
+        "--ripley", action="store_true", help="also Ripley's functions of each file (or ROI): batch_ripley.csv"
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(run=_batch)
 

@@ -22,6 +22,7 @@ __all__ = [
     "demo_figure",
     "draw_group_boxes",
     "draw_group_histograms",
+    "draw_group_ripley",
     "draw_ripley",
     "legend_above",
     "overlay_histograms",
@@ -69,21 +70,45 @@ def draw_group_histograms(axes, statistics: pd.DataFrame) -> None:
         legend_above(axis, fontsize=7)
 
 
-def summary_figure(statistics: pd.DataFrame, path: Path, regions: pd.DataFrame | None = None) -> Path:
-    """A PNG of the per-group histograms of the batch's clusters and, with ``regions`` (one row per ROI or file),
-    box plots per group of the region summaries (no pyplot: safe beside a running viewer)."""
-    rows = 2 if regions is not None and len(regions) else 1
-    columns = max(len(SUMMARY_STATISTICS), len(REGION_SUMMARY_LABELS) if rows == 2 else 0)
+def summary_figure(
+    statistics: pd.DataFrame, path: Path, regions: pd.DataFrame | None = None, ripley: pd.DataFrame | None = None
+) -> Path:
+    """A PNG of the per-group histograms of the batch's clusters; with ``regions`` (one row per ROI or file) box
+    plots per group of the region summaries; with ``ripley`` (Ripley's functions per region) each region's H(r)
+    coloured by group (no pyplot: safe beside a running viewer)."""
+    rows = 1 + (regions is not None and len(regions) > 0) + (ripley is not None and len(ripley) > 0)
+    columns = max(len(SUMMARY_STATISTICS), len(REGION_SUMMARY_LABELS) if rows > 1 else 0)
     figure = Figure(figsize=(5 * columns, 4 * rows), tight_layout=True)
     axes = np.atleast_2d(figure.subplots(rows, columns))
     draw_group_histograms(axes[0][: len(SUMMARY_STATISTICS)], statistics)
     for axis in axes[0][len(SUMMARY_STATISTICS) :]:
         axis.set_visible(False)
-    if rows == 2:
-        draw_group_boxes(axes[1], regions)
+    row = 1
+    if regions is not None and len(regions):
+        draw_group_boxes(axes[row], regions)
+        row += 1
+    if ripley is not None and len(ripley):
+        draw_group_ripley(axes[row][0], ripley)
+        for axis in axes[row][1:]:
+            axis.set_visible(False)
     figure.suptitle(f"{len(statistics)} clusters from {statistics['file'].nunique()} file(s)")
     figure.savefig(path, dpi=90)
     return path
+
+
+def draw_group_ripley(axis, ripley: pd.DataFrame) -> None:
+    """H(r) of every region (file and ROI) of a batch, one colour per group."""
+    groups = sorted(ripley["group"].astype(str).unique())
+    colours = colormaps["tab10"]
+    for index, group in enumerate(groups):
+        of_group = ripley[ripley["group"].astype(str) == group]
+        for number, (_, curve) in enumerate(of_group.groupby(["file", "region"], sort=False)):
+            axis.plot(curve["radius_nm"], curve["H_nm"], color=colours(index % 10), linewidth=1,
+                      label=group if number == 0 else None)  # fmt: skip
+    axis.axhline(0.0, color="grey", linewidth=0.8)
+    axis.set_xlabel("r (nm)")
+    axis.set_ylabel("Ripley's H(r) (nm)")
+    axis.legend(fontsize=8, frameon=False)
 
 
 def draw_group_boxes(axes, regions: pd.DataFrame) -> None:
