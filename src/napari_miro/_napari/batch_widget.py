@@ -89,6 +89,7 @@ class BatchWidget(QWidget):
         self.out_dir.setPlaceholderText("output folder")
         browse_out = QPushButton("...")
         self.force = QCheckBox("redo files already clustered with this model")
+        self.ripley = QCheckBox("also Ripley's functions of each file (or of each ROI in <name>_rois.csv)")
         self.run_button = QPushButton("Run batch")
         self.progress_bar = QProgressBar()
         self.status = QLabel("")
@@ -121,6 +122,7 @@ class BatchWidget(QWidget):
         layout.addLayout(buttons)
         layout.addLayout(form)
         layout.addWidget(self.force)
+        layout.addWidget(self.ripley)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
@@ -210,6 +212,7 @@ class BatchWidget(QWidget):
             eps_nm=None if hdbscan else self.eps.value() or None,
             min_samples=None if hdbscan else self.min_samples.value() or None,
             method=self.method.currentData(),
+            ripley=self.ripley.isChecked(),
         )
 
     # running ---------------------------------------------------------------------------------------------
