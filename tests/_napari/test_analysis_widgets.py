@@ -16,14 +16,6 @@ from napari_miro.stats import cluster_statistics
 
 
 @pytest.fixture()
-def messages(monkeypatch):
-    caught = {"error": [], "info": [], "warning": []}
-    for kind in caught:
-        monkeypatch.setattr(f"napari.utils.notifications.show_{kind}", caught[kind].append)
-    return caught
-
-
-@pytest.fixture()
 def rings(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open(str(sample_file("rings")), plugin="napari-miro")

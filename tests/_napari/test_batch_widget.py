@@ -14,14 +14,6 @@ from napari_miro.io import write_thunderstorm
 
 
 @pytest.fixture()
-def messages(monkeypatch):
-    caught = {"error": [], "info": []}
-    for kind in caught:
-        monkeypatch.setattr(f"napari.utils.notifications.show_{kind}", caught[kind].append)
-    return caught
-
-
-@pytest.fixture()
 def folder(tmp_path):
     for condition, seed in (("control", 1), ("treated", 2)):
         (tmp_path / "cells" / condition).mkdir(parents=True)

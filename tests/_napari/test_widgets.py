@@ -35,15 +35,6 @@ TINY = replace(
 
 
 @pytest.fixture()
-def messages(monkeypatch):
-    """Every napari notification the widgets raise, by kind."""
-    caught = {"error": [], "info": [], "warning": []}
-    for kind in caught:
-        monkeypatch.setattr(f"napari.utils.notifications.show_{kind}", caught[kind].append)
-    return caught
-
-
-@pytest.fixture()
 def tiny_presets(monkeypatch):
     monkeypatch.setitem(train_module.PRESETS, "compact", TINY)
 
