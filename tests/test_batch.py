@@ -120,6 +120,15 @@ def test_batch_matches_cluster_one_by_one_resumes_and_reports_bad_files(inputs, 
     assert {"file", "group", "radius_nm", "H_nm", "H_csr_high_nm"} <= set(ripley.columns)
     assert (ripley.groupby("region")["H_nm"].max() > ripley.groupby("region")["H_csr_high_nm"].max()).all()
     assert hdbscan.figure is not None and hdbscan.figure.stat().st_size > 10_000
+    # clustering only inside each file's ROIs; a file without an ROI file says what it lacks
+    write_regions([Region.rectangle(0, 0, 1200, 2500)], inputs / "control" / "cell1_rois.csv")
+    inside = run_batch([inputs], model_file, out / "inside", ClusterParameters(inside_rois=True), workers=1)
+    report = inside.report.set_index(inside.report["file"].map(lambda f: Path(f).parent.name + "/" + Path(f).name))
+    assert report.loc["control/cell1.csv", "status"] == DONE
+    assert "add cell2_rois.csv beside it" in report.loc["treated/cell2.csv", "error"]
+    clustered = read_localizations(report.loc["control/cell1.csv", "clustered_table"])
+    whole = read_localizations(inputs / "control" / "cell1.csv")
+    assert 0 < len(clustered) < len(whole) and clustered["x"].max() <= 1200
 
 
 def test_batch_stop_leaves_files_not_run(inputs, model_file, tmp_path):

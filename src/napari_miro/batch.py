@@ -68,6 +68,7 @@ class ClusterParameters:
     method: str = "dbscan"  #: what clusters the collapsed points: "dbscan" or "hdbscan"
     min_cluster_size: int | None = None  #: HDBSCAN's (None: the model's tuned one)
     ripley: bool = False  #: also Ripley's functions of each region (``<name>_ripley.csv``)
+    inside_rois: bool = False  #: cluster only inside the file's ROIs (a file without an ROI file fails)
 
 
 def run_fingerprint(model_bytes: bytes, parameters: ClusterParameters) -> str:
@@ -111,7 +112,8 @@ def cluster_file(
     df = read_localizations(input_path, parameters.pixel_size_nm, on_warning=on_warning)
     if inside_regions:
         if not regions:
-            raise ValueError("clustering inside regions needs regions (ROIs)")
+            name = Path(input_path)
+            raise ValueError(f"{name.name}: no ROIs to cluster inside (add {name.stem}{ROI_SUFFIX} beside it)")
         xy = df[["x", "y"]].to_numpy()
         inside = np.logical_or.reduce([region.contains(xy) for region in regions])
         if not inside.any():
@@ -340,6 +342,7 @@ def process_file(
             on_warning=warnings.append,
             n_threads=threads_per_task,
             regions=read_regions(rois_path) if rois_path is not None else None,
+            inside_regions=parameters.inside_rois,
             summary_path=partial.summary,
             ripley_path=partial.ripley if parameters.ripley else None,
         )

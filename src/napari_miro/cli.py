@@ -302,6 +302,7 @@ def _cluster_parameters(args: argparse.Namespace):
         args.method,
         args.min_cluster_size,
         getattr(args, "ripley", False),  # batch only
+        getattr(args, "inside_roi", False),
     )
 
 
@@ -670,6 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="redo files whose results exist for this model")
     batch.add_argument(
         "--ripley", action="store_true", help="also Ripley's functions of each file (or ROI): batch_ripley.csv"
+    )
+    batch.add_argument(
+        "--inside-roi", action="store_true", help="cluster only inside each file's ROIs (<name>_rois.csv beside it)"
     )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(run=_batch)
