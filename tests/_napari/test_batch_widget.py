@@ -57,7 +57,8 @@ def test_batch_widget_runs_the_viewers_model_over_a_folder(qtbot, make_napari_vi
     assert parameters.method == "hdbscan" and parameters.eps_nm is None  # DBSCAN's eps does not apply
     assert not parameters.ripley
     widget.ripley.setChecked(True)
-    assert widget.parameters().ripley
+    widget.inside_rois.setChecked(True)
+    assert widget.parameters().ripley and widget.parameters().inside_rois
 
 
 def test_batch_widget_stop_and_bad_model(qtbot, make_napari_viewer, trained_rings, folder, tmp_path, messages):

@@ -90,6 +90,7 @@ class BatchWidget(QWidget):
         browse_out = QPushButton("...")
         self.force = QCheckBox("redo files already clustered with this model")
         self.ripley = QCheckBox("also Ripley's functions of each file (or of each ROI in <name>_rois.csv)")
+        self.inside_rois = QCheckBox("cluster only inside each file's ROIs (<name>_rois.csv beside it)")
         self.run_button = QPushButton("Run batch")
         self.progress_bar = QProgressBar()
         self.status = QLabel("")
@@ -123,6 +124,7 @@ class BatchWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.force)
         layout.addWidget(self.ripley)
+        layout.addWidget(self.inside_rois)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
@@ -213,6 +215,7 @@ class BatchWidget(QWidget):
             min_samples=None if hdbscan else self.min_samples.value() or None,
             method=self.method.currentData(),
             ripley=self.ripley.isChecked(),
+            inside_rois=self.inside_rois.isChecked(),
         )
 
     # running ---------------------------------------------------------------------------------------------
