@@ -17,6 +17,7 @@ __all__ = [
     "convex_hull",
     "field_area",
     "hull_circularity",
+    "hull_diameter",
     "inertia_moments",
     "max_extent",
     "median_nearest_neighbour",
@@ -45,7 +46,11 @@ def convex_hull(points: np.ndarray) -> tuple[float, np.ndarray]:
 
 def max_extent(points: np.ndarray) -> float:
     """The largest distance (nm) between two of the points (measured between the convex hull's vertices)."""
-    _, vertices = convex_hull(points)
+    return hull_diameter(convex_hull(points)[1])
+
+
+def hull_diameter(vertices: np.ndarray) -> float:
+    """The largest distance (nm) between two vertices of a convex hull (:func:`convex_hull`'s vertices)."""
     if len(vertices) < 2:
         return 0.0
     difference = vertices[:, None, :] - vertices[None, :, :]
@@ -98,14 +103,13 @@ def inertia_moments(points: np.ndarray) -> tuple[float, float]:
     return orientation, eccentricity
 
 
-def oriented_bounding_box(points: np.ndarray) -> tuple[float, float, float]:
+def oriented_bounding_box(vertices: np.ndarray) -> tuple[float, float, float]:
     """Length, width (nm) and orientation (degrees in [0, 180), of the long side) of the smallest-area rectangle
-    around the points (rotating calipers: one side of that rectangle lies on a convex-hull edge). A collinear set
-    has width 0; fewer than 2 points give NaN."""
-    points = np.asarray(points, dtype=np.float64)
-    if len(points) < 2:
+    around a convex hull (:func:`convex_hull`'s vertices, in order; rotating calipers: one side of that rectangle
+    lies on a hull edge). A collinear set has width 0; fewer than 2 points give NaN."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    if len(vertices) < 2:
         return float("nan"), float("nan"), float("nan")
-    _, vertices = convex_hull(points)
     edges = np.roll(vertices, -1, axis=0) - vertices
     angles = np.unique(np.arctan2(edges[:, 1], edges[:, 0]) % (np.pi / 2))
     cos, sin = np.cos(angles), np.sin(angles)
@@ -119,10 +123,9 @@ def oriented_bounding_box(points: np.ndarray) -> tuple[float, float, float]:
     return float(length), float(width), float(np.degrees(angle) % 180.0)
 
 
-def hull_circularity(points: np.ndarray) -> float:
-    """4 pi area / perimeter^2 of the convex hull (1 for a disc or a ring, smaller for elongated clusters); NaN
-    when the points have no hull."""
-    area, vertices = convex_hull(points)
+def hull_circularity(area: float, vertices: np.ndarray) -> float:
+    """4 pi area / perimeter^2 of a convex hull (:func:`convex_hull`'s area and vertices): 1 for a disc or a ring,
+    smaller for elongated clusters; NaN when there is no hull."""
     if area <= 0:
         return float("nan")
     perimeter = np.sqrt(((np.roll(vertices, -1, axis=0) - vertices) ** 2).sum(axis=1)).sum()

@@ -12,8 +12,8 @@ from scipy.spatial import cKDTree
 from napari_miro.geometry import (
     convex_hull,
     hull_circularity,
+    hull_diameter,
     inertia_moments,
-    max_extent,
     oriented_bounding_box,
     radius_of_gyration,
 )
@@ -135,14 +135,14 @@ def cluster_statistics(
                 "y": centroid[1],
                 "radius_of_gyration_nm": radius_of_gyration(points),
                 "convex_hull_area_nm2": area,
-                "max_extent_nm": max_extent(vertices),
+                "max_extent_nm": hull_diameter(vertices),
                 "density_per_um2": len(points) / area * 1e6 if area > 0 else np.nan,
                 "length_nm": length,
                 "width_nm": width,
                 "elongation": 1 - width / length if length > 0 else np.nan,
                 "orientation_deg": orientation,
                 "eccentricity": eccentricity,
-                "circularity": hull_circularity(vertices),
+                "circularity": hull_circularity(area, vertices),
                 "nearest_neighbour_nm": np.nan,
                 "class": class_value,
             }
