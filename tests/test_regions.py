@@ -57,3 +57,12 @@ def test_regions_round_trip_through_napari_shapes_csv(tmp_path):
     (tmp_path / "other.csv").write_text("x,y\n1,2\n")
     with pytest.raises(ValueError, match="not a napari Shapes CSV"):
         read_regions(tmp_path / "other.csv")
+
+
+def test_inside_any_of_several_regions():
+    from napari_miro.regions import inside_any
+
+    points = np.array([[25.0, 25.0], [75.0, 75.0], [250.0, 40.0]])
+    regions = [Region(L_SHAPE), Region.rectangle(200, 0, 300, 80)]
+    assert inside_any(regions, points).tolist() == [True, False, True]
+    assert inside_any([], points).tolist() == [False, False, False]

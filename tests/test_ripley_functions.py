@@ -84,3 +84,15 @@ def test_the_peak_is_described_in_words():
     assert short.describe().startswith("H still rises at the largest radius (40 nm)")
     csr = ripley(_csr(2000, 11), region=FIELD, radii=np.linspace(20, 300, 8))
     assert csr.describe() == "no clustering above the random envelope"
+
+
+def test_one_table_for_several_regions_and_none():
+    from napari_miro.ripley_functions import TABLE_COLUMNS, ripley_table
+
+    left, right = Region.rectangle(0, 0, 2000, 3000, "left"), Region.rectangle(2000, 0, 4000, 3000, "right")
+    points = _clustered(5)
+    results = [(region, ripley(points, region=region, n_simulations=2)) for region in (left, right)]
+    table = ripley_table(results)
+    assert list(table.columns) == TABLE_COLUMNS and table["region"].unique().tolist() == ["left", "right"]
+    assert table.groupby("region")["area_um2"].first().tolist() == [6.0, 6.0]
+    assert list(ripley_table([]).columns) == TABLE_COLUMNS

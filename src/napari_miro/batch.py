@@ -104,7 +104,7 @@ def cluster_file(
     localizations inside them are clustered. The input file is never modified."""
     from napari_miro.estimator import MIROClusterer
     from napari_miro.inference import bounded_note, scale_mismatch
-    from napari_miro.regions import Region
+    from napari_miro.regions import Region, inside_any
     from napari_miro.summaries import empty_regions, region_summary
 
     if Path(table_path).resolve() == Path(input_path).resolve():
@@ -114,8 +114,7 @@ def cluster_file(
         if not regions:
             name = Path(input_path)
             raise ValueError(f"{name.name}: no ROIs to cluster inside (add {name.stem}{ROI_SUFFIX} beside it)")
-        xy = df[["x", "y"]].to_numpy()
-        inside = np.logical_or.reduce([region.contains(xy) for region in regions])
+        inside = inside_any(regions, df[["x", "y"]].to_numpy())
         if not inside.any():
             raise ValueError(f"{Path(input_path).name}: no localization lies inside the ROIs")
         attrs = dict(df.attrs)
@@ -151,18 +150,11 @@ def cluster_file(
         with atomic_path(summary_path) as partial:
             summary.to_csv(partial, index=False)
     if ripley_path is not None:
-        from napari_miro.ripley_functions import ripley
+        from napari_miro.ripley_functions import ripley, ripley_table
 
-        tables = [
-            ripley(xy, region=region).to_frame().assign(region=region.name)
-            for region in summarised
-            if region.contains(xy).sum() >= 2
-        ]
-        columns = ["radius_nm", "K_nm2", "L_nm", "H_nm", "H_csr_low_nm", "H_csr_high_nm", "region"]
+        results = [(region, ripley(xy, region=region)) for region in summarised if region.contains(xy).sum() >= 2]
         with atomic_path(ripley_path) as partial:
-            (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)).to_csv(
-                partial, index=False
-            )
+            ripley_table(results).to_csv(partial, index=False)
     return {
         "n_localizations": len(df),
         "n_dropped": int(df.attrs.get("n_dropped", 0)),

@@ -363,7 +363,7 @@ def _cluster(args: argparse.Namespace) -> int:
 def _ripley(args: argparse.Namespace) -> int:
     from napari_miro.plotting import ripley_figure
     from napari_miro.regions import Region, read_regions
-    from napari_miro.ripley_functions import ripley
+    from napari_miro.ripley_functions import ripley, ripley_table, scale_marks
 
     check_output(args.out, ".csv", "Ripley table")
     if args.png:
@@ -374,21 +374,14 @@ def _ripley(args: argparse.Namespace) -> int:
     radii = None
     if args.max_radius is not None:
         radii = np.linspace(0.0, args.max_radius, args.radii + 1)[1:]
-    marks = {}
-    if args.model:
-        settings = _load_model(args.model).settings
-        marks = {"model delta": settings.delta_nm, "DBSCAN eps": settings.dbscan_eps_nm or settings.eps_nm}
-    tables, results = [], []
+    marks = scale_marks(_load_model(args.model).settings) if args.model else {}
+    results = []
     for region in regions:
         result = ripley(xy, radii, region, args.correction, args.simulations, args.max_points, args.seed)
         results.append((region, result))
-        tables.append(result.to_frame().assign(region=region.name, n_localizations=result.n_total,
-                                               area_um2=region.area / 1e6))  # fmt: skip
         print(f"{region.name}: {result.n_total:,} localizations, {region.area / 1e6:.3g} um^2, {result.describe()}")
-    table = pd.concat(tables, ignore_index=True)
-    table.insert(0, "region", table.pop("region"))
     with atomic_path(args.out) as partial:
-        table.to_csv(partial, index=False)
+        ripley_table(results).to_csv(partial, index=False)
     if args.png:
         with atomic_path(args.png) as partial:
             ripley_figure(results, partial, marks=marks)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.path import Path as PolygonPath
 
-__all__ = ["REGION_SHAPES", "Region", "read_regions", "write_regions"]
+__all__ = ["REGION_SHAPES", "Region", "inside_any", "read_regions", "write_regions"]
 
 #: napari shape types that enclose an area a region can be made of (ellipses are kept as their polygon)
 REGION_SHAPES = ("polygon", "rectangle", "ellipse")
@@ -122,6 +122,15 @@ class Region:
     def to_napari(self) -> np.ndarray:
         """The corners as napari holds them: (y, x)."""
         return self.vertices[:, ::-1].copy()
+
+
+def inside_any(regions: list[Region], points: np.ndarray) -> np.ndarray:
+    """(N,) True for the points (x, y) inside at least one of the regions (all False without regions)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    inside = np.zeros(len(points), bool)
+    for region in regions:
+        inside |= region.contains(points)
+    return inside
 
 
 def read_regions(path: str | Path) -> list[Region]:

@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from napari_miro.regions import Region
 
-__all__ = ["CORRECTIONS", "RipleyResult", "default_radii", "ripley", "ripley_k"]
+__all__ = ["CORRECTIONS", "RipleyResult", "default_radii", "ripley", "ripley_k", "ripley_table", "scale_marks"]
 
 CORRECTIONS = ("auto", "translation", "border", "none")
 #: radii evaluated by default
@@ -85,6 +85,28 @@ class RipleyResult:
             table["H_csr_low_nm"] = self.envelope_low
             table["H_csr_high_nm"] = self.envelope_high
         return table
+
+
+#: columns of :func:`ripley_table`
+TABLE_COLUMNS = ["region", "radius_nm", "K_nm2", "L_nm", "H_nm", "H_csr_low_nm", "H_csr_high_nm", "n_localizations",
+                 "area_um2"]  # fmt: skip
+
+
+def ripley_table(results: list[tuple[Region, RipleyResult]]) -> pd.DataFrame:
+    """One table of several regions' Ripley's functions (the region's name, its localizations and area on every
+    row); the columns are there even for no region."""
+    tables = [
+        result.to_frame().assign(region=region.name, n_localizations=result.n_total, area_um2=region.area / 1e6)
+        for region, result in results
+    ]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TABLE_COLUMNS)
+    return table[[column for column in TABLE_COLUMNS if column in table]]
+
+
+def scale_marks(settings) -> dict[str, float]:
+    """The radii a model's settings (:class:`napari_miro.model_file.MIROSettings`) suggest, to mark beside
+    Ripley's H: its graph threshold delta and DBSCAN's eps on the original points."""
+    return {"model delta": settings.delta_nm, "DBSCAN eps alone": settings.dbscan_eps_nm or settings.eps_nm}
 
 
 def default_radii(region: Region) -> np.ndarray:

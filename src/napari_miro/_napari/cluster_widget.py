@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_miro.colours import label_colours
+from napari_miro.regions import inside_any
 
 from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
 from .layers import LOCALIZATION_COLOR
@@ -212,9 +213,8 @@ class ClusterWidget(QWidget):
         table = layer_table(layer)
         if (roi_layer := self.inside.layer()) is not None:
             regions, _ = shapes_to_regions(roi_layer)
-            xy = table[["x", "y"]].to_numpy()
-            inside = np.logical_or.reduce([region.contains(xy) for region in regions]) if regions else None
-            if inside is None or inside.sum() < 3:
+            inside = inside_any(regions, table[["x", "y"]].to_numpy())
+            if inside.sum() < 3:
                 notify_error(f"The ROIs of '{roi_layer.name}' hold fewer than 3 localizations of '{layer.name}'.")
                 return None
             table = table[inside].reset_index(drop=True)

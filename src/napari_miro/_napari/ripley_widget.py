@@ -4,7 +4,6 @@ random (CSR) envelope, with the model's delta and DBSCAN eps marked: is there cl
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -18,6 +17,7 @@ from qtpy.QtWidgets import (
 
 from napari_miro.output_files import atomic_path, check_output
 from napari_miro.plotting import draw_ripley
+from napari_miro.ripley_functions import ripley_table, scale_marks
 
 from ._common import (
     LayerChooser,
@@ -136,10 +136,7 @@ class RipleyWidget(QWidget):
     def show(self, results: list, trained=None) -> None:
         """Draw H(r) of each region with its envelope; the model's delta and DBSCAN eps as lines."""
         self.results = results
-        marks = {}
-        if trained is not None:
-            settings = trained.settings
-            marks = {"model delta": settings.delta_nm, "DBSCAN eps alone": settings.dbscan_eps_nm or settings.eps_nm}
+        marks = scale_marks(trained.settings) if trained is not None else {}
         axis = self.axes[0]
         axis.clear()
         for index, (region, result) in enumerate(results):
@@ -161,11 +158,7 @@ class RipleyWidget(QWidget):
         path = ask_save_path(self, path, "Export Ripley's functions", f"{self.layer_name}_ripley.csv", "CSV (*.csv)")
         if path is None:
             return None
-        table = pd.concat(
-            [r.to_frame().assign(region=region.name, n_localizations=r.n_total) for region, r in self.results],
-            ignore_index=True,
-        )
-        table.insert(0, "region", table.pop("region"))
+        table = ripley_table(self.results)
         table.insert(0, "layer", self.layer_name)
 
         def write() -> str:
