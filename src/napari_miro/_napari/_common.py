@@ -42,6 +42,16 @@ class LayerChooser(QComboBox):
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
 
+def method_chooser(tooltip: str) -> QComboBox:
+    """A combo box of the clustering that follows MIRO: "DBSCAN" or "HDBSCAN" shown, "dbscan" / "hdbscan" as data
+    (napari_miro.inference.CLUSTERING_METHODS)."""
+    chooser = QComboBox()
+    chooser.addItem("DBSCAN", "dbscan")
+    chooser.addItem("HDBSCAN", "hdbscan")
+    chooser.setToolTip(tooltip)
+    return chooser
+
+
 def themed_canvas(viewer, rows: int = 1, columns: int = 1, height: float = 2.5):
     """A matplotlib figure canvas (Qt) whose colours follow napari's theme; returns (canvas, figure, axes)."""
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg

@@ -30,7 +30,15 @@ from qtpy.QtWidgets import (
 from napari_miro.batch import BATCH_REPORT, FAILED, ClusterParameters, group_summary, run_batch
 from napari_miro.stats import SUMMARY_STATISTICS
 
-from ._common import apply_theme, in_scroll_area, notify_error, notify_info, start_worker, themed_canvas
+from ._common import (
+    apply_theme,
+    in_scroll_area,
+    method_chooser,
+    notify_error,
+    notify_info,
+    start_worker,
+    themed_canvas,
+)
 from .session import MODEL_KEY
 
 MODEL_FILE = "model file"
@@ -76,10 +84,9 @@ class BatchWidget(QWidget):
         self.min_samples = QSpinBox()
         self.min_samples.setRange(0, 100_000)
         self.min_samples.setSpecialValueText("model's")
-        self.method = QComboBox()
-        self.method.addItem("DBSCAN", "dbscan")
-        self.method.addItem("HDBSCAN", "hdbscan")
-        self.method.setToolTip("what clusters the collapsed localizations (HDBSCAN uses the model's min cluster size)")
+        self.method = method_chooser(
+            "what clusters the collapsed localizations (HDBSCAN uses the model's min cluster size)"
+        )
         self.workers = QSpinBox()
         self.workers.setRange(1, max(1, os.cpu_count() or 1) * 4)
         self.workers.setValue(max(1, os.cpu_count() or 1))

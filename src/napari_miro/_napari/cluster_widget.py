@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
@@ -20,7 +19,7 @@ from qtpy.QtWidgets import (
 from napari_miro.colours import label_colours
 from napari_miro.regions import inside_any
 
-from ._common import LayerChooser, notify_error, notify_info, notify_warning, start_worker
+from ._common import LayerChooser, method_chooser, notify_error, notify_info, notify_warning, start_worker
 from .layers import LOCALIZATION_COLOR
 from .rois import RoiChooser, shapes_to_regions
 from .session import MODEL_KEY, ClusteringRun, layer_table, session_for
@@ -117,10 +116,7 @@ class ClusterWidget(QWidget):
         self.eps.setSuffix(" nm")
         self.min_samples = QSpinBox()
         self.min_samples.setRange(1, 100_000)
-        self.method = QComboBox()
-        self.method.addItem("DBSCAN", "dbscan")
-        self.method.addItem("HDBSCAN", "hdbscan")
-        self.method.setToolTip(
+        self.method = method_chooser(
             "what clusters the collapsed localizations: DBSCAN (eps, min_samples) or HDBSCAN (one parameter, the "
             "smallest cluster; finds clusters of different densities; slower on large layers)"
         )
