@@ -473,7 +473,7 @@ def _demo(args: argparse.Namespace) -> int:
     training_seconds = time.perf_counter() - start
     trained.save(out / "model.safetensors")
     clustered, statistics, miro = clusterer.cluster_table(df)
-    baseline = dbscan_labels(positions, trained.settings.dbscan_eps_nm, trained.settings.dbscan_min_samples)
+    baseline = clusterer.cluster_alone(positions)
     # the fairest baseline: DBSCAN with the parameters that score best against the sample's own ground truth
     best_eps, best_samples, _ = grid_search_dbscan(
         [positions],

@@ -292,22 +292,15 @@ def hdbscan_size(trained: TrainedMIRO, min_cluster_size: int | None, alone: bool
     return int(tuned or max(2, fallback))
 
 
-def alone_labels(
-    trained: TrainedMIRO,
-    positions: np.ndarray,
-    method: str = "dbscan",
-    eps_nm: float | None = None,
-    min_samples: int | None = None,
-    min_cluster_size: int | None = None,
-) -> np.ndarray:
+def alone_labels(trained: TrainedMIRO, positions: np.ndarray, method: str = "dbscan") -> np.ndarray:
     """The clustering method on the ORIGINAL positions, without MIRO, with the parameters tuned for that on the
-    same synthetic fields (the fair baseline beside MIRO + the method); given parameters override them."""
+    same synthetic fields (the fair baseline beside MIRO + the method)."""
+    _check_method(method)
     settings = trained.settings
     if method == "hdbscan":
-        return hdbscan_labels(positions, hdbscan_size(trained, min_cluster_size, alone=True), min_samples)
-    _check_method(method)
-    eps = eps_nm or settings.dbscan_eps_nm or settings.eps_nm
-    return dbscan_labels(positions, eps, min_samples or settings.dbscan_min_samples or settings.min_samples)
+        return hdbscan_labels(positions, hdbscan_size(trained, None, alone=True))
+    eps = settings.dbscan_eps_nm or settings.eps_nm
+    return dbscan_labels(positions, eps, settings.dbscan_min_samples or settings.min_samples)
 
 
 def _check_method(method: str) -> None:

@@ -77,6 +77,11 @@ def tuning_score(truth: np.ndarray, labels: np.ndarray, objective: str = "ari", 
     return TuningScorer(truth, objective, xy)(np.asarray(labels))
 
 
+def _check_objective(objective: str) -> None:
+    if objective not in TUNING_OBJECTIVES:
+        raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+
+
 class TuningScorer:
     """:func:`tuning_score` of one field for many labellings (DBSCAN's: integers from 0, 0 = not clustered):
     the truth's side (its indexing, cluster sizes, centroids and extents) is computed once, and each labelling's
@@ -84,8 +89,7 @@ class TuningScorer:
     ari, ari_c and jaccard_clusters)."""
 
     def __init__(self, truth: np.ndarray, objective: str = "ari", xy: np.ndarray | None = None) -> None:
-        if objective not in TUNING_OBJECTIVES:
-            raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+        _check_objective(objective)
         truth = np.asarray(truth)
         self.parts = [(np.ones(len(truth), bool), *self._indexed(truth))]  # ARI over all points
         self.true_stats = None
@@ -202,8 +206,7 @@ def grid_search_dbscan(
     sees (small clusters dropped; docs/method.md): "ari+ari_c+ji_c" sees them. ``matched_positions_list``: where
     JI_c matches clusters (default: the clustered positions; pass the original positions when DBSCAN runs on
     collapsed ones)."""
-    if objective not in TUNING_OBJECTIVES:
-        raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+    _check_objective(objective)
     matched_list = positions_list if matched_positions_list is None else matched_positions_list
     scores = np.zeros((len(eps_grid), len(samples_grid)))
     for points, truth, matched in zip(positions_list, truth_list, matched_list, strict=True):
@@ -228,8 +231,7 @@ def grid_search_hdbscan(
     """HDBSCAN's min_cluster_size (min_samples left to its default, the same) that maximises the mean
     :func:`tuning_score` over the fields; among scores within ``tolerance`` of the best the largest wins, as for
     DBSCAN's min_samples (:func:`grid_search_dbscan`)."""
-    if objective not in TUNING_OBJECTIVES:
-        raise ValueError(f"unknown tuning objective {objective!r}; choose from {', '.join(TUNING_OBJECTIVES)}")
+    _check_objective(objective)
     matched_list = positions_list if matched_positions_list is None else matched_positions_list
     scores = np.zeros(len(sizes_grid))
     for points, truth, matched in zip(positions_list, truth_list, matched_list, strict=True):
